@@ -14,6 +14,8 @@ import json
 from typing import Any
 
 POLICY_VERSION = "1"
+#: What makes a Resource pattern a glob for fnmatch (see :func:`_covers`).
+_GLOB_CHARACTERS = frozenset("*?[")
 
 
 def https_only_statement(bucket: str) -> dict[str, Any]:
@@ -45,10 +47,10 @@ def _covers(patterns: list[Any], target: str) -> bool:
     scoped to a region or an account (``acs:oss:*:1500000000000001:b``, ``acs:oss:cn-hangzhou:*:b``, as the console
     writes them) names the same bucket: only the last field is matched.
     """
-    # Literal equality first: the common statement names the bucket exactly, and fnmatch would compile (and
-    # cache, up to 32,768 entries) one regex per bucket name, which a 10,000-bucket sweep pays for in CPU and RAM.
-    # Bucket names hold no glob characters, so a target always matches itself as a pattern: the shortcut never
-    # changes the answer.
+    # Only a pattern with a wildcard goes to fnmatch: fnmatch compiles (and caches, up to 32,768 entries) one regex
+    # per distinct pattern, and the common statement names its bucket literally (``b`` and ``b/*``), so a
+    # 10,000-bucket sweep would compile ~10,000 regexes (~0.4 ms of CPU each) for patterns that a string comparison
+    # decides. A pattern without ``*``, ``?`` or ``[`` matches only itself, so the shortcut never changes the answer.
     for pattern in patterns:
         if not isinstance(pattern, str):
             continue
@@ -58,7 +60,9 @@ def _covers(patterns: list[Any], target: str) -> bool:
                 return True
             continue
         tail = fields[4]
-        if tail == target or fnmatch.fnmatchcase(target, tail):
+        if tail == target:
+            return True
+        if _GLOB_CHARACTERS.intersection(tail) and fnmatch.fnmatchcase(target, tail):
             return True
     return False
 

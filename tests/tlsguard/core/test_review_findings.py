@@ -135,3 +135,21 @@ def test_undo_refuses_when_the_https_config_changed_since(cloud: Any, fleet: Any
     undone = engine.undo(result.journal_id)
     assert undone.outcome is Outcome.REFUSED and "changed after tlsguard wrote it" in undone.reason
     assert bucket_state(cloud, bucket)["https_config"]["TLS"]["TLSVersion"] == ["TLSv1.3"]
+
+
+@pytest.mark.unit
+def test_literal_resources_are_decided_without_compiling_a_regex_per_bucket() -> None:
+    """A fleet sweep must not compile one fnmatch regex per bucket name (CPU and RAM that grow with the fleet)."""
+    import fnmatch
+
+    compile_pattern: Any = fnmatch._compile_pattern  # type: ignore[attr-defined]
+    before = compile_pattern.cache_info().misses
+    for index in range(50):
+        assert is_https_only_statement(https_only_statement(f"fleet-{index:05d}"), f"fleet-{index:05d}")
+    assert compile_pattern.cache_info().misses == before
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize("pattern", ["acs:oss:*:*:b?*", "acs:oss:*:*:[ab]1*", "acs:oss:*:*:?1*"])
+def test_question_mark_and_bracket_globs_still_match(pattern: str) -> None:
+    assert is_https_only_statement(dict(https_only_statement("b1"), Resource=[pattern]), "b1")

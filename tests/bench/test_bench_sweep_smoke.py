@@ -1,0 +1,39 @@
+"""The sweep benchmark runs end to end on a tiny fleet and prints every figure its README row promises.
+
+Not a timing test: the figures themselves are only read for presence and consistency (calls counted by
+localcloud, every bucket with an outcome, ratios derived from the printed bounds), so a refactor of the engine
+or of localcloud cannot silently break the command the closing note quotes.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.mark.slow
+def test_bench_sweep_runs_on_a_small_fleet_and_reports_its_figures() -> None:
+    completed = subprocess.run(
+        [sys.executable, "bench/bench_sweep.py", "--buckets", "60", "--latency-ms", "2", "--concurrency", "8",
+         "--naive-sample", "6", "--drift", "0.1"],
+        cwd=ROOT, capture_output=True, text=True, timeout=110, check=False)
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    result = json.loads(completed.stdout.strip().splitlines()[-1])
+    assert result["bench"] == "sweep" and result["buckets"] == 60
+    outcomes = result["outcomes"]
+    assert sum(outcomes.values()) == 60 and outcomes["failed"] == 0 and outcomes["remediated"] > 0
+    calls = result["calls_by_operation"]
+    assert calls["oss:GetBucketHttpsConfig"] >= 60 and result["api_calls"] == sum(calls.values())
+    assert result["bound_seconds"] == pytest.approx(result["api_calls"] * 0.002 / 8, abs=0.01)
+    reachable = result["lowest_reachable_ratio"]
+    assert reachable["cpu_floor_over_bound"] >= 1.0 and reachable["sdk_client_only_over_bound"] >= 1.0
+    assert reachable["sdk_client_cpu_per_call_ms"] > 0
+    assert 0 < result["peak_rss_mb"] < 1000
+    assert "lowest ratio reachable on this machine" in completed.stdout
+    assert result["naive_sequential"]["label"].startswith("EXTRAPOLATED")

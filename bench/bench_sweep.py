@@ -279,9 +279,9 @@ def main() -> int:
     print(f"  wall {wall:.1f} s: {result['ratio_to_bound']}x the I/O bound (goal <= 1.5), "
           f"{result['ratio_to_cpu_floor']}x the CPU floor")
     print(f"  lowest ratio reachable on this machine: {reachable['cpu_floor_over_bound']}x (the CPU floor); "
-          f"{reachable['sdk_client_only_over_bound']}x even if localcloud cost no CPU (the SDK alone: "
-          f"{reachable['sdk_client_cpu_per_call_ms']} ms of client CPU per GET in the naive loop, x {total_calls} "
-          f"calls / {cores} cores)")
+          f"{reachable['sdk_client_only_over_bound']}x even if localcloud cost no CPU (a bare loop of SDK calls, "
+          f"TLS handshake per bucket host included: {reachable['sdk_client_cpu_per_call_ms']} ms of client CPU per "
+          f"GET, x {total_calls} calls / {cores} cores)")
     print(f"  peak RSS {result['peak_rss_mb']} MB (goal < 200); outcomes {sweep['counts']}")
     if sweep["failed_examples"]:
         print(f"  failures, e.g.: {sweep['failed_examples']}")

@@ -1,4 +1,4 @@
-"""The sweep benchmark runs end to end on a tiny fleet and prints every figure its README row promises.
+"""The sweep and call-cost benchmarks run end to end on a tiny fleet and print every figure their README rows promise.
 
 Not a timing test: the figures themselves are only read for presence and consistency (calls counted by
 localcloud, every bucket with an outcome, ratios derived from the printed bounds), so a refactor of the engine
@@ -37,3 +37,17 @@ def test_bench_sweep_runs_on_a_small_fleet_and_reports_its_figures() -> None:
     assert 0 < result["peak_rss_mb"] < 1000
     assert "lowest ratio reachable on this machine" in completed.stdout
     assert result["naive_sequential"]["label"].startswith("EXTRAPOLATED")
+
+
+@pytest.mark.slow
+def test_bench_call_costs_reports_each_operation_on_both_sides() -> None:
+    completed = subprocess.run([sys.executable, "bench/bench_call_costs.py", "--buckets", "40", "--repeat", "15"],
+                               cwd=ROOT, capture_output=True, text=True, timeout=110, check=False)
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    result = json.loads(completed.stdout.strip().splitlines()[-1])
+    assert result["bench"] == "call_costs" and result["repeat"] == 15
+    assert set(result["operations"]) == {"tls_handshake_new_host", "https_config_kept_alive", "policy_kept_alive",
+                                         "https_config_new_host"}
+    for figures in result["operations"].values():
+        assert figures["wall_ms"] > 0 and figures["client_ms"] >= 0 and figures["localcloud_ms"] >= 0
+    assert result["allowed_per_call_ms_at_1_5x"] == pytest.approx(1.5 * 20 / 32 * result["cores"])

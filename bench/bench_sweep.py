@@ -114,28 +114,48 @@ def process_cpu_seconds(pid: int) -> float:
 
 def run_sweep(endpoints_file: Path, policy_file: Path, concurrency: int, apply: bool,
               processes: int = 1, resume_tls_sessions: bool = False) -> dict[str, Any]:
+    """``tlsguard apply --kind oss-bucket`` as the CLI runs it: due verifications, open intents reconciled and
+    pending verifications listed once (``runs.start_run``), the buckets discovered (ListBuckets), the lifecycle
+    over each with ``concurrency`` in flight (or ``--processes`` workers), one digest."""
+    from tlsguard import runs, verify_live
+    from tlsguard.lifecycle import Lifecycle
+    from tlsguard.model import TargetKind, Trigger
     from tlsguard.policy.loader import load_policy
     from tlsguard.report import RunReport
-    from tlsguard.wiring import build_engine
+    from tlsguard.wiring import alert_path, build, context
 
     policy = load_policy(policy_file)
-    engine = build_engine(policy, localcloud=str(endpoints_file), concurrency=concurrency)
+    wiring = build(policy, localcloud=str(endpoints_file), concurrency=concurrency)
     if resume_tls_sessions:  # the evaluated variant (see VARIANTS); the adapter builds its transport lazily
-        engine.oss.resume_tls_sessions = True  # type: ignore[attr-defined]
+        wiring.ports.oss.resume_tls_sessions = True  # type: ignore[attr-defined]
+    ctx = context(wiring, apply=apply)
+    lifecycle = Lifecycle(ctx)
     report = RunReport("apply" if apply else "plan", policy.mode.value, str(policy_file), keep_compliant=False)
+    alerts = alert_path(wiring, ctx.clock) if apply else None
     started = time.perf_counter()
+    if apply:
+        for verification in verify_live.run_due(ctx):
+            report.add_verification(verification)
+    runs.start_run(lifecycle)
+    discovery = runs.Discovery()
+    targets = runs.discover(ctx, kinds=frozenset({TargetKind.OSS_BUCKET}), concurrency=concurrency, report=discovery)
     if processes > 1:
         from tlsguard.parallel import sweep_processes
 
-        results = sweep_processes(str(policy_file), engine.oss.list_buckets(), processes=processes,
-                                  concurrency=concurrency, apply=apply, localcloud=str(endpoints_file))
+        results = sweep_processes(str(policy_file), targets, processes=processes, concurrency=concurrency,
+                                  apply=apply, localcloud=str(endpoints_file))
     else:
-        results = engine.sweep(apply=apply, concurrency=concurrency)
+        results = runs.sweep(lifecycle, targets, concurrency=concurrency, trigger=Trigger("cli", actor="bench"))
     for result in results:
         report.add(result)
+        if alerts is not None:
+            alerts.observe(result)
+    report.errors.extend(discovery.errors)
+    if alerts is not None:
+        report.alerts = alerts.flush(command=report.command, mode=report.mode).to_dict()
     wall = time.perf_counter() - started
-    return {"wall_seconds": wall, "counts": report.finish().counts, "failed_examples":
-            [t["reason"] for t in report.targets if t["outcome"] == "failed"][:3]}
+    return {"wall_seconds": wall, "counts": report.finish().counts, "errors": report.errors[:3],
+            "failed_examples": [t["reason"] for t in report.targets if t["outcome"] == "failed"][:3]}
 
 
 def run_naive(endpoints_file: Path, sample: int) -> dict[str, Any]:

@@ -27,10 +27,10 @@ REQUIREMENTS = ROOT / "deploy" / "requirements-fc.txt"
 #: The sweep also needs the FC 3.0 SDK (it fans out with InvokeFunction); the others stay smaller without it.
 FANOUT_REQUIREMENTS = ROOT / "deploy" / "requirements-fc-fanout.txt"
 FANOUT_FUNCTIONS = frozenset({"sweep"})
-#: on_change and webhook (CDN posture) and cert_renewal also need the CDN/CAS RPC SDK and the certificates policy.
+#: Every function that runs the lifecycle over custom domains or CDN domains also needs the CDN/CAS RPC SDK; so does
+#: failed, which wires the same ports (the trust store it loads needs cryptography, which comes with that SDK).
 CDN_REQUIREMENTS = ROOT / "deploy" / "requirements-fc-cdn.txt"
-CDN_FUNCTIONS = frozenset({"on_change", "webhook", "cert_renewal"})
-DEFAULT_CERT_POLICY = ROOT / "deploy" / "cert-policy.yaml"
+CDN_FUNCTIONS = frozenset({"check", "on_change", "webhook", "cert_renewal", "failed"})
 CONSTRAINTS = ROOT / "constraints.txt"
 DEFAULT_POLICY = ROOT / "examples" / "tlsguard.yaml"
 DEFAULT_RUNTIME = "3.12"
@@ -90,11 +90,11 @@ def site_packages(python: str, version: str, build: Path, requirements: Path = R
     return site
 
 
-def _inputs_digest(name: str, site: Path, policy: Path, cert_policy: Path | None = None) -> str:
+def _inputs_digest(name: str, site: Path, policy: Path) -> str:
     """What a function's zip is made of: its dependency set, tlsguard's sources, its index.py and the policy."""
     digest = hashlib.sha256(site.name.encode() + "".join(sorted(p.name for p in site.glob(".stamp-*"))).encode())
     sources = sorted((ROOT / "shared" / "tlsguard").rglob("*"))
-    extra = [cert_policy] if cert_policy is not None else []
+    extra: list[Path] = []
     for path in [*sources, ROOT / "functions" / name / "index.py", policy, *extra, Path(__file__)]:
         if path.is_file() and "__pycache__" not in path.parts:
             digest.update(str(path.relative_to(ROOT) if path.is_relative_to(ROOT) else path).encode())
@@ -102,12 +102,11 @@ def _inputs_digest(name: str, site: Path, policy: Path, cert_policy: Path | None
     return digest.hexdigest()
 
 
-def build_function(name: str, site: Path, policy: Path, staging: Path, out: Path,
-                   cert_policy: Path | None = None) -> Path:
+def build_function(name: str, site: Path, policy: Path, staging: Path, out: Path) -> Path:
     """Stage and zip one function (skipped when the zip already holds exactly these inputs); returns the zip."""
     target = out / f"{name}.zip"
     recorded = target.with_suffix(".zip.inputs")
-    inputs = _inputs_digest(name, site, policy, cert_policy)
+    inputs = _inputs_digest(name, site, policy)
     if target.exists() and recorded.exists() and recorded.read_text() == inputs:
         return target
     root = staging / name
@@ -117,8 +116,6 @@ def build_function(name: str, site: Path, policy: Path, staging: Path, out: Path
     shutil.copytree(ROOT / "shared" / "tlsguard", root / "tlsguard", ignore=_SKIP)
     shutil.copy2(ROOT / "functions" / name / "index.py", root / "index.py")
     shutil.copy2(policy, root / "tlsguard.yaml")
-    if cert_policy is not None:
-        shutil.copy2(cert_policy, root / "cert-policy.yaml")
     out.mkdir(parents=True, exist_ok=True)
     tmp = target.with_suffix(".zip.tmp")
     with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED, compresslevel=6) as archive:
@@ -137,8 +134,7 @@ def build_function(name: str, site: Path, policy: Path, staging: Path, out: Path
 
 
 def package(version: str = DEFAULT_RUNTIME, *, policy: Path = DEFAULT_POLICY, build: Path = ROOT / "build",
-            dist: Path = ROOT / "dist", functions: tuple[str, ...] = FUNCTIONS,
-            cert_policy: Path = DEFAULT_CERT_POLICY) -> dict[str, Path]:
+            dist: Path = ROOT / "dist", functions: tuple[str, ...] = FUNCTIONS) -> dict[str, Path]:
     """Build every function's zip for Python ``version``; returns {function: zip path}.
 
     Holds an exclusive lock on ``build/.package.lock``: concurrent builds (pytest-xdist workers) take turns
@@ -149,11 +145,10 @@ def package(version: str = DEFAULT_RUNTIME, *, policy: Path = DEFAULT_POLICY, bu
     build.mkdir(parents=True, exist_ok=True)
     with open(build / ".package.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        return _package(version, policy=policy, build=build, dist=dist, functions=functions, cert_policy=cert_policy)
+        return _package(version, policy=policy, build=build, dist=dist, functions=functions)
 
 
-def _package(version: str, *, policy: Path, build: Path, dist: Path, functions: tuple[str, ...],
-             cert_policy: Path) -> dict[str, Path]:
+def _package(version: str, *, policy: Path, build: Path, dist: Path, functions: tuple[str, ...]) -> dict[str, Path]:
     python = find_python(version)
     def site_for(name: str) -> Path:
         if name in FANOUT_FUNCTIONS:
@@ -164,9 +159,7 @@ def _package(version: str, *, policy: Path, build: Path, dist: Path, functions: 
 
     out = dist if version == DEFAULT_RUNTIME else dist / f"python{version}"
     staging = build / "package" / f"py{version.replace('.', '')}"
-    built = {name: build_function(name, site_for(name), policy, staging, out,
-                                  cert_policy if name in CDN_FUNCTIONS else None)
-             for name in functions}
+    built = {name: build_function(name, site_for(name), policy, staging, out) for name in functions}
     over = {name: path.stat().st_size for name, path in built.items() if path.stat().st_size > SIZE_BUDGET_BYTES}
     if over:
         raise SystemExit(f"package: over the {SIZE_BUDGET_BYTES} byte budget: {over}")
@@ -177,11 +170,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--python", default=DEFAULT_RUNTIME, help="target runtime version (3.10 or 3.12)")
     parser.add_argument("--policy", type=Path, default=DEFAULT_POLICY, help="policy file packaged as tlsguard.yaml")
-    parser.add_argument("--cert-policy", type=Path, default=DEFAULT_CERT_POLICY,
-                        help="CDN posture policy packaged with on_change as cert-policy.yaml")
     parser.add_argument("--dist", type=Path, default=ROOT / "dist")
     args = parser.parse_args(argv)
-    built = package(args.python, policy=args.policy, dist=args.dist, cert_policy=args.cert_policy)
+    built = package(args.python, policy=args.policy, dist=args.dist)
     for path in built.values():
         size = path.stat().st_size
         print(f"  {path.relative_to(ROOT) if path.is_relative_to(ROOT) else path}: {size / 1024 / 1024:.2f} MiB "

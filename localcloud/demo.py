@@ -1,14 +1,17 @@
 """``make demo``: localcloud with the example fleet, tlsguard's function set deployed from s.yaml, and a tour.
 
 1. ListBuckets and one bucket's https config through the official SDK; a TLS 1.1 handshake is still accepted.
-2. The hourly timer sweep (fired through localcloud's control API) fans out batches to ``tlsguard-check`` with
-   FC 3.0 InvokeFunction; a progress bar follows the batches; the drifted buckets are rolled back.
-3. After propagation the same TLS 1.1 handshake is refused: the bucket is on TLS 1.2+.
-4. As an outsider (RAM user ops-alice), TLS 1.0 is enabled on a production bucket: the ActionTrail event that
-   EventBridge delivers, ``tlsguard-on-change`` rolling it back, the verification, the journal entry in the state
-   bucket and the signed alert received by a local webhook sink.
-5. The daily certificate check fired on demand: a certificate due for renewal rebound from CAS (verified by a
-   handshake, journaled) and an alert for a certificate nothing in CAS can fix.
+2. The hourly sweep (fired through localcloud's control API) checks every bucket, custom domain and CDN domain,
+   fanned out in batches to ``tlsguard-check`` with FC 3.0 InvokeFunction: drifted buckets and CDN domains are put
+   back, an expiring certificate is rebound from CAS, one nothing in CAS can fix needs a person. The whole sweep
+   sends ONE digest to the on-call channel (a local webhook sink that checks the signature).
+3. Every write that changes what an endpoint negotiates or serves is "pending" until the propagation window has
+   passed; the five-minute verification timer then probes the endpoints: "effective" — the same TLS 1.1 handshake
+   is now refused, and the custom domain serves the renewed certificate.
+4. As an outsider (RAM user ops-alice), TLS 1.0 is enabled on a production bucket: the ActionTrail event, the
+   rollback by ``tlsguard-on-change`` within milliseconds, the journal entry (intent before the write, outcome
+   after) and its digest.
+5. ``tlsguard undo`` of the certificate binding puts the previous certificate back (compare before write).
 6. A summary, the path of the JSON report, and localcloud stopped cleanly.
 
 Functions run inside localcloud's FC emulation (in this process), exactly the handlers ``make package`` ships.
@@ -18,8 +21,10 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 import socket
 import ssl
+import subprocess
 import sys
 import tempfile
 import threading
@@ -35,10 +40,14 @@ if str(ROOT / "shared") not in sys.path:
 
 DEMO_BUCKET = "acme-staging-web"
 PROD_BUCKET = "acme-prod-assets"
+RENEWED_DOMAIN = "img.acme-shop.example"
 OUTSIDER = ("LCDEMOALICEKEY000001", "lc-demo-alice-secret-do-not-use-001")
 ALERT_SECRET = "demo-alert-secret-not-a-real-one"
 POLICY = ROOT / "examples" / "tlsguard.yaml"
 REPORTS = ROOT / "reports"
+#: localcloud's edges take this long to apply a change; the demo policy's window is a little longer.
+PROPAGATION_SECONDS = 1.0
+WINDOW_MINUTES = 0.03
 
 
 def say(text: str = "") -> None:
@@ -56,8 +65,8 @@ class AlertSink:
     def __init__(self) -> None:
         from tlsguard.notify.webhook import verify
 
-        self.alerts: list[dict[str, Any]] = []
-        self.arrived = threading.Event()
+        self.messages: list[dict[str, Any]] = []
+        self.lock = threading.Lock()
         sink = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -68,8 +77,8 @@ class AlertSink:
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 verified = verify(ALERT_SECRET, self.headers.get("X-Tlsguard-Timestamp", ""), body,
                                   self.headers.get("X-Tlsguard-Signature", ""))
-                sink.alerts.append({"verified": verified, "alert": json.loads(body)})
-                sink.arrived.set()
+                with sink.lock:
+                    sink.messages.append({"verified": verified, "message": json.loads(body)})
                 self.send_response(200 if verified else 401)
                 self.send_header("Content-Length", "0")
                 self.end_headers()
@@ -80,17 +89,28 @@ class AlertSink:
                                        name="demo-alert-sink", daemon=True)
         self.thread.start()
 
+    def since(self, index: int, timeout: float) -> list[dict[str, Any]]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self.lock:
+                if len(self.messages) > index:
+                    break
+            time.sleep(0.05)
+        time.sleep(0.3)  # anything else on its way
+        with self.lock:
+            return self.messages[index:]
+
     def close(self) -> None:
         self.server.shutdown()
         self.server.server_close()
 
 
-def oss_client(endpoints: dict[str, Any], key: tuple[str, str] | None = None) -> Any:
+def oss_client(endpoints: dict[str, Any]) -> Any:
     import alibabacloud_oss_v2 as oss
 
-    ak, sk = key or (endpoints["access_key_id"], endpoints["access_key_secret"])
     cfg = oss.config.load_default()
-    cfg.credentials_provider = oss.credentials.StaticCredentialsProvider(ak, sk)
+    cfg.credentials_provider = oss.credentials.StaticCredentialsProvider(endpoints["access_key_id"],
+                                                                         endpoints["access_key_secret"])
     cfg.region = endpoints["region"]
     cfg.endpoint = endpoints["oss"]
     return oss.Client(cfg)
@@ -127,6 +147,22 @@ def handshake(endpoints: dict[str, Any], host: str, version: ssl.TLSVersion) -> 
         return f"REFUSED ({exc.__class__.__name__}: {getattr(exc, 'reason', None) or exc})"
 
 
+def served_certificate(endpoints: dict[str, Any], host: str) -> str:
+    """Subject and expiry of the certificate the TLS edge serves for ``host`` right now."""
+    from cryptography import x509
+
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    with socket.create_connection(("127.0.0.1", endpoints["tls_port"]), timeout=5) as raw, \
+            context.wrap_socket(raw, server_hostname=host) as tls:
+        der = tls.getpeercert(binary_form=True)
+    if der is None:
+        return "no certificate"
+    cert = x509.load_der_x509_certificate(der)
+    return f"{cert.subject.rfc4514_string()} valid until {cert.not_valid_after_utc:%Y-%m-%d}"
+
+
 def control(endpoints: dict[str, Any], path: str, body: dict[str, Any] | None = None) -> Any:
     data = json.dumps(body).encode() if body is not None else None
     request = urllib.request.Request(endpoints["control"] + path, data=data, method="POST" if data else "GET")
@@ -142,6 +178,38 @@ def wait_for(predicate: Any, timeout: float, step: float = 0.05) -> Any:
             return value
         time.sleep(step)
     return predicate()
+
+
+def fire(cloud: Any, endpoints: dict[str, Any], function: str, trigger: str) -> dict[str, Any]:
+    fired = control(endpoints, "/timers/fire", {"function": function, "trigger": trigger})
+    record = wait_for(lambda: (cloud.fc.invocation(fired["id"]).status in ("succeeded", "failed")
+                               and cloud.fc.invocation(fired["id"])), 90)
+    if not record or record.status != "succeeded":
+        raise RuntimeError(f"{function}/{trigger} did not succeed: {record.error if record else 'timeout'}")
+    result: dict[str, Any] = json.loads(record.result or b"{}")
+    return result
+
+
+def show_digest(item: dict[str, Any]) -> None:
+    message = item["message"]
+    counts = message.get("counts") or {}
+    shown = ", ".join(f"{n} {k}" for k, n in counts.items() if n and k != "targets")
+    batches = message.get("batches")
+    parts = f" from {batches['reported']} batches" if batches else ""
+    verified = message.get("verifications") or []
+    what = f"{counts.get('targets', 0)} targets: {shown}" if counts.get("targets") else \
+        f"{len(verified)} live verifications"
+    say(f"  ONE digest{parts} (signature {'verified' if item['verified'] else 'BAD'}): {what}")
+    for entry in message.get("needs_attention") or []:
+        say(f"    needs a person: {entry['target']['kind']} {entry['target']['name']}: {entry['check']} "
+            f"[{entry['severity']}] {entry['message'][:110]}")
+    remediated = message.get("remediated") or []
+    if remediated:
+        say(f"    remediated: {len(remediated)} targets, each with its journal id and undo command, e.g.")
+        say(f"      {remediated[0]['id']}: {remediated[0]['undo']}")
+    for entry in verified:
+        if not entry["target"]["name"].startswith("fleet-"):
+            say(f"    live: {entry['target']['name']}: {entry['live_verification']}: {entry['detail'][:90]}")
 
 
 def tour_start(endpoints: dict[str, Any]) -> None:
@@ -160,55 +228,78 @@ def tour_start(endpoints: dict[str, Any]) -> None:
     host = f"{DEMO_BUCKET}.oss-{endpoints['region']}.aliyuncs.com"
     say(f"  {DEMO_BUCKET}: TLS management enabled={config.tls.enable} versions={config.tls.tls_versions}")
     say(f"  TLS 1.1 handshake to {host}: {handshake(endpoints, host, ssl.TLSVersion.TLSv1_1)}")
+    say(f"  {RENEWED_DOMAIN} serves {served_certificate(endpoints, RENEWED_DOMAIN)}")
 
 
-def run_sweep(cloud: Any, endpoints: dict[str, Any]) -> dict[str, Any]:
+def run_sweep(cloud: Any, endpoints: dict[str, Any], sink: AlertSink) -> dict[str, Any]:
     from tqdm import tqdm
 
-    heading("2. The hourly sweep (timer fired through the control API), fanned out with InvokeFunction")
-    fired = control(endpoints, "/timers/fire", {"function": "tlsguard-sweep", "trigger": "hourly"})
-    say(f"  timer fired: invocation {fired['id']} ({fired['type']}, source {fired['source']})")
-    sweep = wait_for(lambda: (cloud.fc.invocation(fired["id"]).status in ("succeeded", "failed")
-                              and cloud.fc.invocation(fired["id"])), 60)
-    summary = json.loads(sweep.result or b"{}") if sweep.status == "succeeded" else {}
+    heading("2. The hourly sweep: every bucket, custom domain and CDN domain, fanned out with InvokeFunction")
+    before = len(sink.messages)
+    summary = fire(cloud, endpoints, "tlsguard-sweep", "hourly")
     if not summary.get("fanout"):
-        raise RuntimeError(f"sweep did not fan out: {sweep.status} {sweep.result or sweep.error}")
-    say(f"  sweep listed {summary['buckets']} buckets and queued {summary['batches']} batches to "
+        raise RuntimeError(f"sweep did not fan out: {summary}")
+    say(f"  sweep listed {summary['targets']} targets and queued {summary['batches']} batches to "
         f"{summary['target']}")
-    counts: dict[str, int] = {}
     targets: list[dict[str, Any]] = []
     seen: set[str] = set()
-    with tqdm(total=summary["buckets"], unit="bucket", desc="  checking", file=sys.stdout, ncols=80) as bar:
+    with tqdm(total=summary["targets"], unit="target", desc="  checking", file=sys.stdout, ncols=80) as bar:
         deadline = time.monotonic() + 90
         while len(seen) < summary["batches"] and time.monotonic() < deadline:
             for record in cloud.fc.invocations():
-                if record["function"] != "tlsguard-check" or record["id"] in seen:
-                    continue
-                if record["status"] not in ("succeeded", "failed"):
+                if record["function"] != "tlsguard-check" or record["id"] in seen or \
+                        record["status"] not in ("succeeded", "failed"):
                     continue
                 seen.add(record["id"])
                 body = json.loads(record["result"] or "{}") if record["status"] == "succeeded" else {}
-                for name, value in (body.get("summary") or {}).items():
-                    if name in ("compliant", "drifted", "remediated", "refused", "failed"):
-                        counts[name] = counts.get(name, 0) + value
                 targets.extend(body.get("targets") or [])
                 bar.update((body.get("summary") or {}).get("targets", 0))
             time.sleep(0.05)
-    say("  " + ", ".join(f"{n} {k}" for k, n in counts.items()))
-    for target in sorted(targets, key=lambda t: t["bucket"]):
-        if not target["bucket"].startswith("fleet-") or target["outcome"] != "remediated":
-            say(f"  {target['bucket']:24} {target['outcome'].upper():11} {target['reason']}")
-    fleet = [t for t in targets if t["bucket"].startswith("fleet-") and t["outcome"] == "remediated"]
-    say(f"  ... and {len(fleet)} generated fleet-* buckets rolled back")
-    return {"summary": summary, "counts": counts, "targets": targets}
+    counts: dict[str, int] = {}
+    for record in cloud.fc.invocations():
+        if record["id"] in seen and record["status"] == "succeeded":
+            for name, value in (json.loads(record["result"] or "{}").get("summary") or {}).items():
+                if name in ("compliant", "drifted", "pending", "remediated", "refused", "contested", "failed"):
+                    counts[name] = counts.get(name, 0) + value
+    for target in sorted(targets, key=lambda t: (t["target"]["kind"], t["target"]["name"])):
+        name = target["target"]["name"]
+        if name.startswith("fleet-") and target["outcome"] == "remediated":
+            continue
+        say(f"  {target['target']['kind']:10} {name:26} {target['outcome'].upper():10} {target['reason'][:100]}")
+        for action in target["actions"]:
+            if action["status"] == "written" and action["facet"] in ("cname_certificate", "cdn_certificate"):
+                say(f"      {action['summary']}")
+    fleet = [t for t in targets if t["target"]["name"].startswith("fleet-") and t["outcome"] == "remediated"]
+    say(f"  ... and {len(fleet)} generated fleet-* buckets rolled back (live verification pending)")
+    digests = sink.since(before, 20)
+    for item in digests:
+        show_digest(item)
+    return {"summary": summary, "targets": targets, "counts": counts, "digests": [d["message"] for d in digests]}
 
 
-def after_propagation(cloud: Any, endpoints: dict[str, Any]) -> None:
+def live_verification(cloud: Any, endpoints: dict[str, Any], sink: AlertSink) -> dict[str, Any]:
     host = f"{DEMO_BUCKET}.oss-{endpoints['region']}.aliyuncs.com"
-    heading(f"3. {DEMO_BUCKET} is on TLS 1.2+ now; the change reaches the TLS edge after propagation")
-    time.sleep(cloud.tls.propagation_seconds + 0.3)
+    heading("3. After the propagation window: the verification timer probes the endpoints (pending -> effective)")
+    time.sleep(max(PROPAGATION_SECONDS, WINDOW_MINUTES * 60) + 0.5)
+    before = len(sink.messages)
+    result = fire(cloud, endpoints, "tlsguard-sweep", "pending-verifications")
+    verdicts: dict[str, int] = {}
+    for item in result.get("verifications") or []:
+        verdicts[item["live_verification"]] = verdicts.get(item["live_verification"], 0) + 1
+    say(f"  {len(result.get('verifications') or [])} endpoints probed: "
+        + ", ".join(f"{n} {k}" for k, n in verdicts.items()))
+    for item in result.get("verifications") or []:
+        if not item["target"]["name"].startswith("fleet-"):
+            say(f"    {item['target']['kind']:10} {item['target']['name']:26} {item['live_verification']:13} "
+                f"{item['detail'][:80]} ({item['connections']} connections)")
     say(f"  TLS 1.1 handshake to {host}: {handshake(endpoints, host, ssl.TLSVersion.TLSv1_1)}")
     say(f"  TLS 1.2 handshake to {host}: {handshake(endpoints, host, ssl.TLSVersion.TLSv1_2)}")
+    say(f"  {RENEWED_DOMAIN} now serves {served_certificate(endpoints, RENEWED_DOMAIN)}")
+    digests = sink.since(before, 10)
+    for item in digests:
+        show_digest(item)
+    return {"verdicts": verdicts, "verifications": result.get("verifications") or [],
+            "digests": [d["message"] for d in digests]}
 
 
 def outsider_change(cloud: Any, endpoints: dict[str, Any], sink: AlertSink) -> dict[str, Any]:
@@ -220,6 +311,7 @@ def outsider_change(cloud: Any, endpoints: dict[str, Any], sink: AlertSink) -> d
     bucket = BucketRef(PROD_BUCKET, endpoints["region"])
     events_before = cloud.trail.count()
     invocations_before = {i["id"] for i in cloud.fc.invocations()}
+    alerts_before = len(sink.messages)
     started = time.monotonic()
     outsider.put_https_config(bucket, RawHttpsConfig(tls_enabled=True, cipher_present=True, cipher_enabled=True,
                                                      strong=True, tls_versions=("TLSv1.0", "TLSv1.1", "TLSv1.2",
@@ -236,9 +328,8 @@ def outsider_change(cloud: Any, endpoints: dict[str, Any], sink: AlertSink) -> d
         for record in cloud.fc.invocations():
             if record["function"] == "tlsguard-on-change" and record["id"] not in invocations_before \
                     and record["status"] == "succeeded":
-                body = json.loads(record["result"] or "{}")
-                for item in body.get("handled") or []:
-                    if item["trigger"]["event_id"] == event["id"]:
+                for item in json.loads(record["result"] or "{}").get("handled") or []:
+                    if item.get("event_id") == event["id"]:
                         return {"record": record, "result": item}
         return None
 
@@ -246,114 +337,96 @@ def outsider_change(cloud: Any, endpoints: dict[str, Any], sink: AlertSink) -> d
     if not found:
         raise RuntimeError("tlsguard-on-change did not handle the event")
     elapsed = time.monotonic() - started
-    delivery = next(d for d in cloud.events.deliveries() if d["event_id"] == event["id"])
     result = found["result"]
+    delivery = next(d for d in cloud.events.deliveries() if d["event_id"] == event["id"])
     say(f"  delivered by rule {delivery['rule']} to {delivery['function']} (invocation {delivery['invocation_id']})")
-    say(f"  tlsguard-on-change: {result['outcome'].upper()}: {result['reason']} (actor {result['trigger']['actor']})")
-    say(f"  from the write to restored and verified: {elapsed * 1000:.0f} ms")
-    config = outsider.get_https_config(bucket)
-    say(f"  verification as ops-alice: TLS versions now {list(config.tls_versions)}")
-    host = f"{PROD_BUCKET}.oss-{endpoints['region']}.aliyuncs.com"
-    time.sleep(cloud.tls.propagation_seconds + 0.3)
-    say(f"  after propagation: TLS 1.0 handshake {handshake(endpoints, host, ssl.TLSVersion.TLSv1)}; "
-        f"TLS 1.2 {handshake(endpoints, host, ssl.TLSVersion.TLSv1_2)}")
-    key = f"tlsguard/journal/{PROD_BUCKET}/{result['journal_id']}.json"
-    journal = json.loads(outsider_state_reader(endpoints).get_object("tlsguard-state", key) or b"{}")
-    say(f"  journal entry oss://tlsguard-state/{key}:")
-    say("    " + json.dumps({k: journal.get(k) for k in ("journal_id", "kind", "bucket", "reason", "actor",
-                                                         "event_id", "time")}, indent=2).replace("\n", "\n    "))
-    for change in journal.get("changes") or []:
-        before, after = change.get("before") or {}, change.get("after") or {}
-        if isinstance(before, dict) and isinstance(after, dict) and "tls" in after:
-            before, after = (before.get("tls") or {}).get("versions"), (after.get("tls") or {}).get("versions")
-        say(f"    change {change.get('action')}: TLS versions {json.dumps(before)} -> {json.dumps(after)}")
-    sink.arrived.wait(10)
-    alerts = [a for a in sink.alerts if a["alert"].get("bucket") == PROD_BUCKET]
-    if alerts:
-        alert = alerts[-1]
-        say(f"  alert received by the local webhook sink (signature {'verified' if alert['verified'] else 'BAD'}):")
-        say("    " + json.dumps({k: alert["alert"].get(k) for k in ("kind", "bucket", "reason", "actor",
-                                                                    "journal_id")}, indent=2).replace("\n", "\n    "))
-    else:
-        say("  no alert arrived at the local webhook sink")
-    return {"event": event, "result": result, "elapsed_ms": round(elapsed * 1000), "journal": journal,
-            "alerts": [a["alert"] for a in alerts]}
+    say(f"  tlsguard-on-change: {result['outcome'].upper()}: {result['reason']} "
+        f"(actor {result['trigger']['actor']})")
+    say(f"  from the write to restored and verified by re-reading: {elapsed * 1000:.0f} ms")
+    say(f"  verification as ops-alice: TLS versions now {list(outsider.get_https_config(bucket).tls_versions)}")
+    journal = show_journal_entry(endpoints, str(result["journal_id"]))
+    for item in sink.since(alerts_before, 10):
+        show_digest(item)
+    return {"event": event, "result": result, "elapsed_ms": round(elapsed * 1000), "journal": journal}
 
 
-def certificate_renewal(cloud: Any, endpoints: dict[str, Any], sink: AlertSink) -> dict[str, Any]:
-    """Fire the daily ``tlsguard-cert-renewal`` timer: renew from CAS what is due, alert what nothing can fix."""
-    heading("5. The daily certificate check (tlsguard-cert-renewal): renew from CAS, alert the rest")
-    alerts_before = len(sink.alerts)
-    fired = control(endpoints, "/timers/fire", {"function": "tlsguard-cert-renewal", "trigger": "daily"})
-    record = wait_for(lambda: (cloud.fc.invocation(fired["id"]).status in ("succeeded", "failed")
-                               and cloud.fc.invocation(fired["id"])), 90)
-    if not record or record.status != "succeeded":
-        raise RuntimeError(f"cert_renewal did not succeed: {record.status if record else 'timeout'}")
-    result = json.loads(record.result or b"{}")
-    for item in sorted(result.get("domains") or [], key=lambda d: (d["days_left"] is None, d["days_left"] or 0)):
-        days = "?" if item["days_left"] is None else f"{item['days_left']:.0f} d"
-        outcome = (item.get("result") or {}).get("outcome", "")
-        say(f"  {item['domain']:28} {item['kind']:10} {days:>7}  {item['decision']:8} {outcome}")
-        if item["decision"] != "NONE":
-            say(f"      {item['decision_reason']}")
-        elif item["findings"]:
-            say(f"      {'; '.join(item['findings'][:2])}")
-    rebound = [d for d in result.get("domains") or [] if (d.get("result") or {}).get("outcome") == "rebound"]
-    for item in rebound:
-        host = item["domain"]
-        time.sleep(cloud.tls.propagation_seconds + 0.3)
-        served = served_certificate(endpoints, host)
-        say(f"  {host} now serves {served}")
-    time.sleep(0.5)
-    alerts = [a["alert"] for a in sink.alerts[alerts_before:] if str(a["alert"].get("kind", "")).startswith(
-        "certificate-")]
-    say(f"  certificate alerts received by the webhook sink: {len(alerts)}")
-    for alert in alerts:
-        say(f"    {alert.get('kind')}: {alert.get('domain')}: {alert.get('reason')}")
-    return {"domains": result.get("domains"), "rebound": [d["domain"] for d in rebound], "alerts": alerts}
+def tlsguard_cli(endpoints: dict[str, Any], *args: str) -> subprocess.CompletedProcess[str]:
+    """The ``tlsguard`` command against localcloud, as a person would type it."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "shared"), str(ROOT)]),
+           "TLSGUARD_LOG_LEVEL": "ERROR"}
+    return subprocess.run([sys.executable, "-m", "tlsguard", *args, "--policy", str(DEMO_POLICY),
+                           "--localcloud", str(ENDPOINTS_FILE)], env=env, capture_output=True, text=True,
+                          timeout=60, check=False)
 
 
-def served_certificate(endpoints: dict[str, Any], host: str) -> str:
-    """Subject and expiry of the certificate the TLS edge serves for ``host`` right now."""
-    from cryptography import x509
+def show_journal_entry(endpoints: dict[str, Any], journal_id: str) -> dict[str, Any]:
+    done = tlsguard_cli(endpoints, "journal", "show", journal_id, "--json")
+    entry: dict[str, Any] = json.loads(done.stdout) if done.returncode == 0 else {}
+    say(f"  $ tlsguard journal show {journal_id}")
+    intent = entry.get("intent") or {}
+    outcome = (entry.get("outcome") or {}).get("reason")
+    say(f"    intent filed {intent.get('time')} before the write; outcome: {outcome}")
+    for action in intent.get("actions") or []:
+        before, after = action.get("before") or {}, action.get("after") or {}
+        if isinstance(before, dict) and "tls" in after:
+            say(f"    {action['call']}: TLS versions {json.dumps((before.get('tls') or {}).get('versions'))} -> "
+                f"{json.dumps((after.get('tls') or {}).get('versions'))}")
+        else:
+            say(f"    {action['call']}: {action.get('summary')}")
+    return entry
 
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    context.check_hostname = False
-    context.verify_mode = ssl.CERT_NONE
-    with socket.create_connection(("127.0.0.1", endpoints["tls_port"]), timeout=5) as raw, \
-            context.wrap_socket(raw, server_hostname=host) as tls:
-        der = tls.getpeercert(binary_form=True)
-    if der is None:
-        return "no certificate"
-    cert = x509.load_der_x509_certificate(der)
-    return f"{cert.subject.rfc4514_string()} valid until {cert.not_valid_after_utc:%Y-%m-%d}"
+
+def undo_binding(cloud: Any, endpoints: dict[str, Any], sweep: dict[str, Any], sink: AlertSink) -> dict[str, Any]:
+    heading(f"5. tlsguard undo: put {RENEWED_DOMAIN}'s previous certificate back")
+    rebound = next((t for t in sweep["targets"] if t["target"]["name"] == RENEWED_DOMAIN and t["journal_id"]), None)
+    if rebound is None:
+        raise RuntimeError(f"{RENEWED_DOMAIN} was not rebound by the sweep")
+    journal_id = str(rebound["journal_id"])
+    before = len(sink.messages)
+    done = tlsguard_cli(endpoints, "undo", journal_id)
+    say(f"  $ tlsguard undo {journal_id}")
+    for line in done.stdout.strip().splitlines():
+        say(f"    {line}")
+    time.sleep(PROPAGATION_SECONDS + 0.3)
+    say(f"  {RENEWED_DOMAIN} serves {served_certificate(endpoints, RENEWED_DOMAIN)} again")
+    listing = tlsguard_cli(endpoints, "journal", "list", "--target", RENEWED_DOMAIN)
+    say(f"  $ tlsguard journal list --target {RENEWED_DOMAIN}")
+    for line in listing.stdout.strip().splitlines():
+        say(f"    {line}")
+    say("  (the next sweep renews it again: waive cert.expiry for the domain to keep the old certificate)")
+    for item in sink.since(before, 5):
+        show_digest(item)
+    return {"journal_id": journal_id, "exit_code": done.returncode, "output": done.stdout}
 
 
-def outsider_state_reader(endpoints: dict[str, Any]) -> Any:
-    """The account owner reads the state bucket (ops-alice could too; the journal is not secret)."""
-    import dataclasses
-
-    from tlsguard.adapters.oss import AliyunOss, connection_from_endpoint_data
-
-    return AliyunOss(dataclasses.replace(connection_from_endpoint_data(endpoints)))
+DEMO_POLICY = Path()
+ENDPOINTS_FILE = Path()
 
 
 def start_cloud(workdir: Path, sink: AlertSink) -> tuple[Any, Any]:
     from localcloud.cloud import DEFAULT_SEED, LocalCloud, write_endpoints
     from localcloud.sdeploy import deploy
 
+    global DEMO_POLICY, ENDPOINTS_FILE
     cloud = LocalCloud(state_dir=str(workdir / "localcloud"))
     cloud.seed_file(DEFAULT_SEED)
-    cloud.tls.propagation_seconds = 1.0
+    cloud.tls.propagation_seconds = PROPAGATION_SECONDS
     state = [] if cloud.oss.get("tlsguard-state") is not None else [{"name": "tlsguard-state", "region": "cn-hangzhou"}]
     cloud.seed({"buckets": state,
                 "generate": {"buckets": {"count": 40, "prefix": "fleet", "regions": ["cn-hangzhou", "cn-shanghai"],
                                          "drift": {"ratio": 0.25, "seed": 7}}}})
-    cloud.start(endpoints_file=str(workdir / "endpoints.json"))
-    write_endpoints(workdir / "endpoints.json", cloud.endpoints)
-    deployment = deploy(cloud, endpoints_file=workdir / "endpoints.json", policy=POLICY, environ={}, environment={
+    ENDPOINTS_FILE = workdir / "endpoints.json"
+    cloud.start(endpoints_file=str(ENDPOINTS_FILE))
+    write_endpoints(ENDPOINTS_FILE, cloud.endpoints)
+    # The example policy, with a propagation window matching localcloud's edges (the cloud's is 30 minutes).
+    DEMO_POLICY = workdir / "tlsguard.yaml"
+    DEMO_POLICY.write_text(POLICY.read_text().replace("propagation_minutes: 30",
+                                                      f"propagation_minutes: {WINDOW_MINUTES}"))
+    cloud.fc.timers_enabled = False  # fired on demand below (the hourly cron would otherwise never fire here)
+    deployment = deploy(cloud, endpoints_file=ENDPOINTS_FILE, policy=DEMO_POLICY, environ={}, environment={
         "TLSGUARD_WEBHOOK_URL": sink.url, "TLSGUARD_WEBHOOK_SECRET": ALERT_SECRET,
         "TLSGUARD_FANOUT_THRESHOLD": "20", "TLSGUARD_BATCH_SIZE": "8", "TLSGUARD_LOG_LEVEL": "ERROR"})
+    os.environ.update({"TLSGUARD_WEBHOOK_SECRET": ALERT_SECRET, "TLSGUARD_WEBHOOK_URL": sink.url})
     return cloud, deployment
 
 
@@ -373,37 +446,33 @@ def main() -> int:
     report: dict[str, Any] = {"demo": "tlsguard make demo", "policy": str(POLICY.relative_to(ROOT))}
     try:
         tour_start(endpoints)
-        report["sweep"] = run_sweep(cloud, endpoints)
-        after_propagation(cloud, endpoints)
+        report["sweep"] = run_sweep(cloud, endpoints, sink)
+        report["live"] = live_verification(cloud, endpoints, sink)
         report["event"] = outsider_change(cloud, endpoints, sink)
-        report["certificates"] = certificate_renewal(cloud, endpoints, sink)
+        report["undo"] = undo_binding(cloud, endpoints, report["sweep"], sink)
         cloud.fc.wait_idle(20)
         invocations = cloud.fc.invocations()
         report["invocations"] = {name: sum(1 for i in invocations if i["function"] == name)
                                  for name in deployment.functions}
         report["failed_invocations"] = [i["id"] for i in invocations if i["status"] == "failed"]
-        report["alerts"] = [a["alert"] for a in sink.alerts]
+        report["alerts"] = [m["message"] for m in sink.messages]
         REPORTS.mkdir(exist_ok=True)
         stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
         path = REPORTS / f"demo-{stamp}.json"
         path.write_text(json.dumps(report, indent=2, default=str) + "\n")
         heading("6. Summary")
         counts = report["sweep"]["counts"]
-        say(f"  sweep: {report['sweep']['summary']['buckets']} buckets in {report['sweep']['summary']['batches']} "
-            f"batches: " + ", ".join(f"{n} {k}" for k, n in counts.items()))
+        say(f"  sweep: {report['sweep']['summary']['targets']} targets in {report['sweep']['summary']['batches']} "
+            f"batches: " + ", ".join(f"{n} {k}" for k, n in counts.items() if n))
+        say("  live verification: " + ", ".join(f"{n} {k}" for k, n in report["live"]["verdicts"].items()))
         say(f"  event: {PROD_BUCKET} {report['event']['result']['outcome']} in {report['event']['elapsed_ms']} ms "
             f"from the outsider's write; journal {report['event']['result']['journal_id']}")
-        certs = report["certificates"]
-        say(f"  certificates: rebound from CAS {certs['rebound'] or 'none'}; "
-            f"{len(certs['alerts'])} certificate alerts")
-        kinds: dict[str, int] = {}
-        for item in sink.alerts:
-            kinds[item["alert"].get("kind", "?")] = kinds.get(item["alert"].get("kind", "?"), 0) + 1
-        say(f"  alerts received: {len(sink.alerts)} {kinds} (all signatures verified: "
-            f"{all(a['verified'] for a in sink.alerts)})")
+        say(f"  undo: {report['undo']['journal_id']} exit {report['undo']['exit_code']}")
+        say(f"  messages received by the alert sink: {len(sink.messages)} digests, one per run (all signatures "
+            f"verified: {all(m['verified'] for m in sink.messages)})")
         say(f"  invocations: {report['invocations']}; failed: {len(report['failed_invocations'])}")
         say(f"  report: {path}")
-        if report["failed_invocations"]:
+        if report["failed_invocations"] or report["undo"]["exit_code"] != 0:
             status = 1
     except Exception as exc:  # report and still stop localcloud cleanly
         say(f"demo failed: {type(exc).__name__}: {exc}")

@@ -20,7 +20,9 @@ from typing import Any
 #:  reset      close the connection without a response (TCP RST)
 #:  truncate   send the status line and headers, then only half of the body, then close
 #:  malformed  serve the status and headers with a garbage body
-FAULT_KINDS = ("error", "throttle", "latency", "reset", "truncate", "malformed")
+#:  lost_response  carry the request out (a write lands), then close the connection without answering: the
+#:             client sees a dropped connection or a read timeout, as when a response is lost on the way back
+FAULT_KINDS = ("error", "throttle", "latency", "reset", "truncate", "malformed", "lost_response")
 
 
 @dataclass

@@ -238,6 +238,11 @@ class _Handler(BaseHTTPRequestHandler):
         frame = self.server.frame
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length > 0 else b""
+        if len(body) < length:
+            # The client went away mid-body (a process killed while sending): the cloud never acts on a request
+            # that did not arrive whole (no object is created from the part that came).
+            self.close_connection = True
+            return
         path, raw_query, pairs = parse_target(self.path)
         request = Request(
             method=self.command,
@@ -323,7 +328,7 @@ class Frame:
 
     def serve(self, request: Request) -> Outcome:
         service = self.service
-        reset = truncate = malformed = False
+        reset = truncate = malformed = lost = False
         try:
             route = service.route(request)
             self.stats.add(service.name, route.operation)
@@ -340,9 +345,13 @@ class Frame:
                     truncate = True
                 elif rule.kind == "malformed":
                     malformed = True
+                elif rule.kind == "lost_response":
+                    lost = True
             if reset:
                 return Outcome(Response(), reset=True)
             response = route.handler(request)
+            if lost:
+                return Outcome(Response(), reset=True)  # the request took effect; its answer never arrives
         except ServiceError as error:
             response = service.render_error(request, error)
         except Exception as exc:  # a handler bug answers 500 InternalError, never a silent disconnect

@@ -116,15 +116,13 @@ class Deployment:
 
 
 def deploy(cloud: LocalCloud, *, syaml: Path = DEFAULT_SYAML, endpoints_file: str | Path,
-           policy: str | Path | None = None, cert_policy: str | Path | None = ROOT / "deploy" / "cert-policy.yaml",
-           environment: Mapping[str, str] | None = None,
+           policy: str | Path | None = None, environment: Mapping[str, str] | None = None,
            variables: Mapping[str, Any] | None = None, environ: Mapping[str, str] | None = None,
            http: bool = True) -> Deployment:
     """Register every fc3 resource of ``syaml`` in ``cloud`` and wire its triggers.
 
     Each function also gets ``TLSGUARD_LOCALCLOUD=<endpoints_file>`` (and ``TLSGUARD_POLICY`` when ``policy`` is
-    given, since the packaged relative path means nothing in-process; likewise ``TLSGUARD_CERT_POLICY`` for the
-    functions that declare it) plus ``environment``.
+    given, since the packaged relative path means nothing in-process) plus ``environment``.
     """
     base_vars = {"accountId": cloud.default_account_id, "region": cloud.region, **(variables or {})}
     document = load_syaml(syaml, base_vars, environ)
@@ -143,8 +141,6 @@ def deploy(cloud: LocalCloud, *, syaml: Path = DEFAULT_SYAML, endpoints_file: st
         async_config = props.get("asyncInvokeConfig") or {}
         on_failure = ((async_config.get("destinationConfig") or {}).get("onFailure") or {}).get("destination")
         declared = {k: str(v) for k, v in (props.get("environmentVariables") or {}).items()}
-        if cert_policy is not None and "TLSGUARD_CERT_POLICY" in declared:
-            declared["TLSGUARD_CERT_POLICY"] = str(cert_policy)
         item: dict[str, Any] = {
             "name": name,
             "handler": module_handler(props, key),

@@ -1,9 +1,9 @@
 """A fleet sweep sharded over worker processes: the CLI's way to use more than one core.
 
-One Python process runs one bucket check at a time on the CPU (the GIL): at fleet scale the SDK's per-call CPU
+One Python process runs one target check at a time on the CPU (the GIL): at fleet scale the SDK's per-call CPU
 and the TLS handshake per bucket host, not the API latency, set the pace. The functions scale by fanning batches
-out to FC instances; the CLI does the same on one machine: the parent streams ListBuckets into a queue, each of
-``processes`` workers runs the ordinary :meth:`Engine.sweep` over what it pulls from that queue with its own
+out to FC instances; the CLI does the same on one machine: the parent streams the discovered targets into a
+queue, each of ``processes`` workers runs the ordinary :func:`tlsguard.runs.sweep` over what it pulls with its own
 bounded thread pool (``concurrency`` split between the workers) and its share of every rate limit (each limit
 divided by ``processes``, so the fleet-wide rate is unchanged), and sends its results back; the parent yields
 them as they arrive, for one report. Workers are started with ``spawn`` (no fork of a threaded process) and build
@@ -15,16 +15,15 @@ from __future__ import annotations
 import multiprocessing
 import queue
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 from tlsguard.errors import CloudError, TlsguardError
-from tlsguard.ports import BucketRef
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Iterator
 
-    from tlsguard.engine import BucketResult
-    from tlsguard.policy.model import Mode
+    from tlsguard.model import Mode, TargetRef, TargetResult
 
 _DONE = "done"
 _ERROR = "error"
@@ -33,19 +32,28 @@ _RESULT = "result"
 
 def _worker(policy_path: str, localcloud: str | None, mode: Mode | None, apply: bool, concurrency: int,
             rate_share: float, refs: Any, results: Any) -> None:
-    """One worker process: an engine over the refs it pulls, every result put on ``results``, then ``_DONE``."""
+    """One worker process: a lifecycle over the targets it pulls, every result put on ``results``, then ``_DONE``."""
     try:
+        from tlsguard.lifecycle import Lifecycle
+        from tlsguard.model import Trigger
         from tlsguard.policy.loader import load_policy
-        from tlsguard.wiring import build_engine
+        from tlsguard.runs import sweep
+        from tlsguard.wiring import build, context
 
-        engine = build_engine(load_policy(policy_path), localcloud=localcloud, mode=mode, concurrency=concurrency,
-                              rate_share=rate_share)
+        wiring = build(load_policy(policy_path), localcloud=localcloud, concurrency=concurrency,
+                       rate_share=rate_share)
+        lifecycle = Lifecycle(context(wiring, apply=apply, mode=mode))
+        lifecycle.ctx.open_targets = set()  # the parent reconciled open intents before it started the workers
+        # Pending live verifications are listed once per worker (as start_run lists them for a one-process run),
+        # so a target whose write is still propagating is reported pending here too, not compliant.
+        state = lifecycle.ctx.state
+        lifecycle.ctx.pending_targets = {p.target.key for p in state.pending.all()} if state is not None else set()
 
-        def pulled() -> Iterator[BucketRef]:
+        def pulled() -> Iterator[tuple[TargetRef, dict[str, Any]]]:
             while (item := refs.get()) is not None:
-                yield BucketRef(*item)
+                yield item
 
-        for result in engine.sweep(apply=apply, concurrency=concurrency, buckets=pulled()):
+        for result in sweep(lifecycle, pulled(), concurrency=concurrency, trigger=Trigger("cli", actor="tlsguard cli")):
             results.put((_RESULT, result))
     except BaseException as exc:  # reported to the parent, which fails the run with it
         results.put((_ERROR, f"{type(exc).__name__}: {exc}"))
@@ -58,12 +66,13 @@ def split_concurrency(concurrency: int, processes: int) -> int:
     return max(1, concurrency // max(1, processes))
 
 
-def sweep_processes(policy_path: str, listing: Iterable[BucketRef], *, processes: int, concurrency: int,
-                    apply: bool, localcloud: str | None = None, mode: Mode | None = None) -> Iterator[BucketResult]:
-    """Check every bucket of ``listing`` in ``processes`` worker processes; yields results as they arrive.
+def sweep_processes(policy_path: str, listing: Iterable[tuple[TargetRef, dict[str, Any]]], *, processes: int,
+                    concurrency: int, apply: bool, localcloud: str | None = None,
+                    mode: Mode | None = None) -> Iterator[TargetResult]:
+    """Check every target of ``listing`` in ``processes`` worker processes; yields results as they arrive.
 
-    A ListBuckets failure stops the listing and is raised after the workers finish what they were given, as in
-    :meth:`Engine.sweep`; a worker that dies raises :class:`TlsguardError` once the others are done.
+    A listing failure stops the listing and is raised after the workers finish what they were given, as in
+    :func:`tlsguard.runs.sweep`; a worker that dies raises :class:`TlsguardError` once the others are done.
     """
     context = multiprocessing.get_context("spawn")
     refs: Any = context.Queue(maxsize=4 * concurrency)  # bounded: the listing never runs far ahead
@@ -82,7 +91,7 @@ def sweep_processes(policy_path: str, listing: Iterable[BucketRef], *, processes
             for ref in listing:
                 while not stop.is_set():
                     try:
-                        refs.put((ref.name, ref.region), timeout=0.5)
+                        refs.put(ref, timeout=0.5)
                         break
                     except queue.Full:
                         continue
@@ -129,3 +138,20 @@ def sweep_processes(policy_path: str, listing: Iterable[BucketRef], *, processes
         raise TlsguardError(f"sweep worker failed: {'; '.join(errors)}")
     if listing_error:
         raise listing_error[0]
+
+
+_io_pool: ThreadPoolExecutor | None = None
+_io_pool_lock = threading.Lock()
+
+
+def io_pool() -> ThreadPoolExecutor:
+    """One process-wide pool for independent round trips of a single target (its facet reads, its state reads).
+
+    A sweep reads each target's facets one after the other on its own worker thread (the sweep is already
+    concurrent across targets); a single-target run (an event, a webhook) overlaps them here.
+    """
+    global _io_pool
+    with _io_pool_lock:
+        if _io_pool is None:
+            _io_pool = ThreadPoolExecutor(max_workers=16, thread_name_prefix="tlsguard-io")
+        return _io_pool

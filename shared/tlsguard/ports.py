@@ -1,4 +1,8 @@
-"""Ports: what the use cases need from the outside world, as ``typing.Protocol`` s. Adapters implement them."""
+"""Ports: what the lifecycle needs from the outside world, as ``typing.Protocol`` s. Adapters implement them.
+
+:class:`Ports` bundles one run's adapters; a port that is None is a service this run does not reach (a CLI run
+without CDN credentials, say), and the targets that need it fail with that reason instead of the run.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +12,10 @@ from typing import TYPE_CHECKING, Any, Protocol
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
+    from tlsguard.certs.chain import TrustStore
+    from tlsguard.certs.model import ApiView, CasCandidate, LiveView
     from tlsguard.policy.model import EncryptionPolicy, RawHttpsConfig
+    from tlsguard.probe import CipherCheck, ProbeReport, TlsPolicy
 
 
 @dataclass(frozen=True)
@@ -18,7 +25,11 @@ class BucketRef:
 
 
 class OssPort(Protocol):
-    """The OSS operations tlsguard uses. Errors are raised as :class:`tlsguard.errors.CloudError` subclasses."""
+    """The OSS operations tlsguard uses. Errors are raised as :class:`tlsguard.errors.CloudError` subclasses.
+
+    Writes to guarded buckets (``put_*``, ``delete_policy``) are attempted once: the lifecycle settles a lost
+    response by re-reading before it writes again. State-bucket calls retry (create-if-absent is safe to retry).
+    """
 
     def list_buckets(self, prefix: str = "") -> Iterator[BucketRef]:
         """Stream every bucket, page by page (never the whole fleet in memory)."""
@@ -50,14 +61,76 @@ class OssPort(Protocol):
 
     def get_object(self, bucket: str, key: str) -> bytes | None: ...
 
-    def list_objects(self, bucket: str, prefix: str) -> Iterator[str]:
-        """Stream the keys under ``prefix``."""
+    def delete_object(self, bucket: str, key: str) -> None: ...
+
+    def list_objects(self, bucket: str, prefix: str, start_after: str = "") -> Iterator[str]:
+        """Stream the keys under ``prefix`` in key order (after ``start_after`` when given)."""
+        ...
+
+
+class CnameBindingView(Protocol):
+    """One ListCname entry (see :class:`tlsguard.adapters.oss_cname.CnameBinding`)."""
+
+    bucket: str
+    region: str
+    domain: str
+    status: str
+    api: ApiView
+
+
+class CnamePort(Protocol):
+    """OSS custom domains: ListCname and PutCname (bind a CAS certificate)."""
+
+    def list_cnames(self, bucket: BucketRef) -> list[Any]: ...
+
+    def bind_cas_certificate(self, bucket: BucketRef, domain: str, cert_id: str,
+                             previous_cert_id: str | None) -> None: ...
+
+
+class CdnPort(Protocol):
+    """CDN domains: discovery, certificate info and binding, HTTPS function configs."""
+
+    def list_domains(self) -> Iterator[Any]: ...
+
+    def certificate_view(self, domain: str) -> ApiView: ...
+
+    def set_cas_certificate(self, domain: str, cert_id: int, region: str = "cn-hangzhou") -> None: ...
+
+    def domain_configs(self, domain: str, function_names: tuple[str, ...]) -> list[Any]: ...
+
+    def batch_set_config(self, domain: str, functions: dict[str, dict[str, str]]) -> None: ...
+
+    def delete_config(self, domain: str, config_id: str, function_name: str = "") -> None: ...
+
+
+class CasPort(Protocol):
+    """SSL Certificates Service: the certificates that could be bound, and their public chains for vetting."""
+
+    def candidates(self, domain: str = "") -> list[CasCandidate]: ...
+
+    def certificate_chain(self, cert_id: int) -> tuple[str, ...]:
+        """The certificate's PEM chain (leaf first); never the private key."""
+        ...
+
+
+class LivePort(Protocol):
+    """What an endpoint really does: handshakes and plain requests, with SNI, within time and byte limits."""
+
+    def served_chain(self, host: str) -> LiveView: ...
+
+    def probe(self, host: str, policy: TlsPolicy) -> ProbeReport: ...
+
+    def probe_ciphers(self, host: str, policy: TlsPolicy,
+                      accepted: dict[str, str | None]) -> tuple[tuple[CipherCheck, ...], int]: ...
+
+    def http_answer(self, host: str, *, https: bool) -> tuple[int, dict[str, str], str]:
+        """(status, lower-cased headers, error) of ``GET /``; status 0 with the error when there is no answer."""
         ...
 
 
 class NotifierPort(Protocol):
     def send(self, alert: dict[str, Any]) -> None:
-        """Deliver one alert; raise on failure (the caller reports it and carries on)."""
+        """Deliver one message; raise on failure (the caller reports it and carries on)."""
         ...
 
 
@@ -74,19 +147,14 @@ class SystemClock:
         return time.time()
 
 
-class StateStore(Protocol):
-    """Where tlsguard remembers events, journals and remediation counts (a state bucket in production)."""
+@dataclass
+class Ports:
+    """One run's adapters. Only ``oss`` is always present."""
 
-    def claim_event(self, event_id: str, body: dict[str, Any]) -> bool:
-        """True exactly once per event id, even under concurrent duplicate deliveries."""
-        ...
-
-    def release_event(self, event_id: str) -> None:
-        """Undo this process's claim when it failed before writing, so a retried delivery is not a duplicate."""
-        ...
-
-    def write_journal(self, entry: dict[str, Any]) -> None: ...
-
-    def read_journal(self, journal_id: str) -> dict[str, Any] | None: ...
-
-    def recent_journals(self, bucket: str, since: float) -> list[dict[str, Any]]: ...
+    oss: OssPort
+    cname: CnamePort | None = None
+    cdn: CdnPort | None = None
+    cas: CasPort | None = None
+    live: LivePort | None = None
+    trust: TrustStore | None = None
+    account: str = ""

@@ -30,6 +30,7 @@ DEFAULT_RATES: dict[str, float] = {
     "PutObject": 100.0,
     "GetObject": 200.0,
     "ListObjectsV2": 100.0,
+    "DeleteObject": 100.0,
 }
 
 

@@ -33,9 +33,11 @@ FC_ENDPOINT = "TLSGUARD_FC_ENDPOINT"
 INBOUND_SECRET = "TLSGUARD_INBOUND_SECRET"
 #: Function set: how old (seconds) a signed webhook request may be before it counts as a replay.
 REPLAY_WINDOW = "TLSGUARD_REPLAY_WINDOW_SECONDS"
-#: Function set: file with the ``certificates:`` section (CDN HTTPS posture for CDN events, renewal settings for
-#: cert_renewal), a path or oss://bucket/key; apart from TLSGUARD_POLICY, whose schema has no ``certificates``.
-CERT_POLICY = "TLSGUARD_CERT_POLICY"
+#: How long (seconds) an event's lease lasts: a retry of an event whose claimant died takes it over after this.
+EVENT_LEASE_SECONDS = "TLSGUARD_EVENT_LEASE_SECONDS"
+#: How old (seconds) a journal intent without an outcome must be before a run reconciles it (a younger one may
+#: belong to a live process still writing).
+RECONCILE_AFTER_SECONDS = "TLSGUARD_RECONCILE_AFTER_SECONDS"
 
 #: Standard Alibaba Cloud credential variables (FC injects these for the function's role).
 ALIBABA_ACCESS_KEY_ID = "ALIBABA_CLOUD_ACCESS_KEY_ID"
@@ -43,7 +45,8 @@ ALIBABA_ACCESS_KEY_SECRET = "ALIBABA_CLOUD_ACCESS_KEY_SECRET"
 ALIBABA_SECURITY_TOKEN = "ALIBABA_CLOUD_SECURITY_TOKEN"
 
 ALL = (LOCALCLOUD, POLICY, MODE, CONCURRENCY, LOG_LEVEL, WEBHOOK_SECRET, WEBHOOK_URL, REGION,
-       FANOUT_THRESHOLD, BATCH_SIZE, CHECK_FUNCTION, FC_ENDPOINT, INBOUND_SECRET, REPLAY_WINDOW, CERT_POLICY,
+       FANOUT_THRESHOLD, BATCH_SIZE, CHECK_FUNCTION, FC_ENDPOINT, INBOUND_SECRET, REPLAY_WINDOW, EVENT_LEASE_SECONDS,
+       RECONCILE_AFTER_SECONDS,
        ALIBABA_ACCESS_KEY_ID, ALIBABA_ACCESS_KEY_SECRET, ALIBABA_SECURITY_TOKEN)
 
 DEFAULT_CONCURRENCY = 16
@@ -59,3 +62,29 @@ def env(name: str, default: str | None = None) -> str | None:
 def resolve(explicit: str | None, name: str, default: str | None = None) -> str | None:
     """Explicit value first, then the environment variable, then the default."""
     return explicit if explicit else env(name, default)
+
+
+def number(name: str, default: float, *, minimum: float, maximum: float) -> float:
+    """A numeric variable within [minimum, maximum]; ConfigError naming the variable when it is not."""
+    from tlsguard.errors import ConfigError
+
+    raw = env(name)
+    if raw is None:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"{name}={raw!r} is not a number") from None
+    if not minimum <= value <= maximum:
+        raise ConfigError(f"{name} must be between {minimum:g} and {maximum:g}")
+    return value
+
+
+def integer(name: str, default: int, *, minimum: int = 1, maximum: int = 1_000_000) -> int:
+    """A whole-number variable within [minimum, maximum]."""
+    from tlsguard.errors import ConfigError
+
+    value = number(name, default, minimum=minimum, maximum=maximum)
+    if value != int(value):
+        raise ConfigError(f"{name}={env(name)!r} is not an integer")
+    return int(value)

@@ -32,7 +32,20 @@ defaults:
   encryption: {algorithm: AES256}
 state: {bucket: tlsguard-state}
 guard: {max_remediations: 3, window_minutes: 60, own_principals: [tlsguard-fc-role]}
+certificates:
+  cdn_https:
+    https_force: true
+    hsts: {max_age: 5184000, include_subdomains: false}
+    tls_versions: [TLSv1.2, TLSv1.3]
+    cipher_suite_group: strict
 """
+
+#: A CDN domain's HTTPS functions exactly as POLICY declares them.
+CDN_COMPLIANT_CONFIGS = {
+    "https_force": {"enable": "on", "https_rewrite": "301"},
+    "HSTS": {"enabled": "on", "https_hsts_max_age": "5184000", "https_hsts_include_subdomains": "off"},
+    "https_tls_version": {"tls10": "off", "tls11": "off", "tls12": "on", "tls13": "on", "ciphersuitegroup": "strict"},
+}
 
 COMPLIANT_POLICY = {
     "Version": "1",
@@ -52,6 +65,11 @@ def drifted_bucket(name: str, region: str = "cn-hangzhou") -> dict[str, Any]:
     bucket = compliant_bucket(name, region)
     bucket["https_config"] = {"tls": {"enable": True, "versions": ["TLSv1.0", "TLSv1.1", "TLSv1.2", "TLSv1.3"]}}
     return bucket
+
+
+def cdn_domain(name: str, certificate: str, **configs: dict[str, str]) -> dict[str, Any]:
+    """A CDN domain serving HTTPS with ``certificate``; its configs are POLICY's, overridden by ``configs``."""
+    return {"name": name, "certificate": certificate, "configs": {**CDN_COMPLIANT_CONFIGS, **configs}}
 
 
 class AlertSink:
@@ -87,6 +105,10 @@ class AlertSink:
         while len(self.alerts) < count and time.monotonic() < deadline:
             time.sleep(0.02)
         return self.alerts
+
+    def digests(self) -> list[dict[str, Any]]:
+        """The run digests received so far (every run sends at most one)."""
+        return [a for a in self.alerts if a.get("kind") == "digest"]
 
     def close(self) -> None:
         self.server.shutdown()
@@ -184,3 +206,13 @@ def invocations(cloud: LocalCloud, function: str) -> list[dict[str, Any]]:
 def result_of(record: dict[str, Any]) -> Any:
     assert record["status"] == "succeeded", record
     return json.loads(record["result"])
+
+
+def outcomes(items: list[dict[str, Any]]) -> dict[str, str]:
+    """``{target name: outcome}`` of report items."""
+    return {item["target"]["name"]: item["outcome"] for item in items}
+
+
+def finding_checks(item: dict[str, Any]) -> set[str]:
+    """The check ids of a report item's findings that are not waived notices."""
+    return {f["check"] for f in item["findings"] if not f["waived"] and f["severity"] != "INFO"}

@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 from tlsguard.errors import EventError
 from tlsguard.functions import events as ev
+from tlsguard.model import TargetKind, TargetRef
 
 pytestmark = pytest.mark.unit
 
@@ -52,18 +53,45 @@ def test_envelopes_accepts_one_object_or_a_list() -> None:
         ev.envelopes(b"{broken")
 
 
+def bucket_of(change: ev.Change | ev.Skip) -> str:
+    assert isinstance(change, ev.Change)
+    [target] = change.targets
+    assert target.kind is TargetKind.OSS_BUCKET
+    return target.name
+
+
 def test_classify_a_reacted_write_names_bucket_and_region() -> None:
     change = ev.classify(envelope())
-    assert isinstance(change, ev.BucketChange)
-    assert (change.event_id, change.event_name, change.bucket, change.region) == ("E-1", "PutBucketHttpsConfig",
-                                                                                  "logs", "cn-shanghai")
+    assert isinstance(change, ev.Change) and not change.cname_bucket
+    assert (change.event_id, change.event_name, bucket_of(change), change.region) == (
+        "E-1", "PutBucketHttpsConfig", "logs", "cn-shanghai")
+    assert change.targets[0].region == "cn-shanghai"
 
 
 def test_classify_falls_back_to_request_parameters_then_event_source() -> None:
     change = ev.classify(envelope(referencedResources=None, requestParameters={"BucketName": "from-params"}))
-    assert isinstance(change, ev.BucketChange) and change.bucket == "from-params"
+    assert bucket_of(change) == "from-params"
     change = ev.classify(envelope(referencedResources=None))
-    assert isinstance(change, ev.BucketChange) and change.bucket == "logs"
+    assert bucket_of(change) == "logs"
+
+
+@pytest.mark.parametrize("name", ["PutCname", "DeleteCname"])
+def test_cname_events_ask_for_every_custom_domain_of_the_bucket(name: str) -> None:
+    change = ev.classify(envelope(name))
+    assert isinstance(change, ev.Change)
+    assert (change.event_name, change.cname_bucket, change.region, change.targets) == (name, "logs", "cn-shanghai",
+                                                                                       ())
+
+
+def test_the_reacted_event_names_come_from_the_check_registry() -> None:
+    from tlsguard.checks import REGISTRY
+
+    declared = {event for check in REGISTRY.checks.values() for event in check.events}
+    assert {f"oss:{n}" for n in ev.event_names("oss")} | {f"cdn:{n}" for n in ev.event_names("cdn")} == declared
+    assert {"PutBucketHttpsConfig", "PutBucketPolicy", "DeleteBucketPolicy", "PutBucketEncryption",
+            "DeleteBucketEncryption", "PutCname", "DeleteCname"} == set(ev.event_names("oss"))
+    assert {"BatchSetCdnDomainConfig", "DeleteSpecificConfig", "SetCdnDomainSSLCertificate"} == set(
+        ev.event_names("cdn"))
 
 
 @pytest.mark.parametrize(("item", "reason"), [
@@ -84,7 +112,7 @@ def test_classify_skips_with_a_short_reason(item: Any, reason: str) -> None:
 
 
 def test_console_operations_are_handled_like_api_calls() -> None:
-    assert isinstance(ev.classify({**envelope(), "type": "oss:ActionTrail:ConsoleOperation"}), ev.BucketChange)
+    assert bucket_of(ev.classify({**envelope(), "type": "oss:ActionTrail:ConsoleOperation"})) == "logs"
 
 
 def cdn_envelope(name: str = "BatchSetCdnDomainConfig", **data: Any) -> dict[str, Any]:
@@ -97,14 +125,23 @@ def cdn_envelope(name: str = "BatchSetCdnDomainConfig", **data: Any) -> dict[str
 
 def test_classify_a_cdn_batch_write_names_every_domain() -> None:
     change = ev.classify(cdn_envelope())
-    assert isinstance(change, ev.DomainChange)
-    assert change.domains == ("www.example.com", "img.example.com") and change.event_name == "BatchSetCdnDomainConfig"
+    assert isinstance(change, ev.Change)
+    assert change.targets == (TargetRef(TargetKind.CDN_DOMAIN, "www.example.com"),
+                              TargetRef(TargetKind.CDN_DOMAIN, "img.example.com"))
+    assert change.event_name == "BatchSetCdnDomainConfig"
     fallback = ev.classify(cdn_envelope(referencedResources=None, requestParameters={"DomainName": "A.example.com"}))
-    assert isinstance(fallback, ev.DomainChange) and fallback.domains == ("a.example.com",)
+    assert isinstance(fallback, ev.Change) and fallback.targets == (TargetRef(TargetKind.CDN_DOMAIN, "a.example.com"),)
+
+
+def test_a_certificate_change_on_a_cdn_domain_is_reacted_to() -> None:
+    change = ev.classify(cdn_envelope("SetCdnDomainSSLCertificate", referencedResources=None,
+                                      requestParameters={"DomainName": "www.example.com", "SSLProtocol": "off"}))
+    assert isinstance(change, ev.Change)
+    assert change.targets == (TargetRef(TargetKind.CDN_DOMAIN, "www.example.com"),)
 
 
 @pytest.mark.parametrize(("item", "reason"), [
-    (cdn_envelope("SetCdnDomainSSLCertificate"), "is not an event tlsguard reacts to"),
+    (cdn_envelope("DescribeCdnDomainConfigs"), "is not an event tlsguard reacts to"),
     (cdn_envelope(errorCode="InvalidDomain.NotFound"), "failed call"),
     (cdn_envelope(referencedResources=None, requestParameters={}), "no CDN domain"),
 ])

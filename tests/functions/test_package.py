@@ -24,7 +24,15 @@ from tlsguard.policy.model import RawHttpsConfig
 from tlsguard.ports import BucketRef
 
 from deploy import package as packaging
-from tests.functions.conftest import INBOUND_SECRET, STATE_BUCKET, compliant_bucket, drifted_bucket, outsider, settle
+from tests.functions.conftest import (
+    INBOUND_SECRET,
+    STATE_BUCKET,
+    cdn_domain,
+    compliant_bucket,
+    drifted_bucket,
+    outsider,
+    settle,
+)
 
 if TYPE_CHECKING:
     from localcloud.cloud import LocalCloud
@@ -80,6 +88,7 @@ def runtime(request: pytest.FixtureRequest) -> dict[str, Any]:
             names = zipped.namelist()
             assert "index.py" in names and "tlsguard/functions/handlers.py" in names and "tlsguard.yaml" in names
             assert not [n for n in names if n.startswith(("localcloud/", "tests/", "functions/"))]
+            assert "cert-policy.yaml" not in names  # one policy file: certificates.cdn_https lives in tlsguard.yaml
             if not (target / "index.py").exists():
                 for stale in base.glob(f"{name}-*"):
                     shutil.rmtree(stale, ignore_errors=True)
@@ -93,10 +102,10 @@ def runtime(request: pytest.FixtureRequest) -> dict[str, Any]:
     # Only the sweep carries the FC SDK (the others stay small).
     assert (unpacked["sweep"] / "alibabacloud_fc20230330").is_dir()
     assert not (unpacked["check"] / "alibabacloud_fc20230330").exists()
-    # The CDN/CAS RPC SDK and the certificates policy only where CDN or certificates are handled.
-    assert (unpacked["on_change"] / "aliyunsdkcore").is_dir() and (unpacked["on_change"] / "cert-policy.yaml").is_file()
-    assert (unpacked["cert_renewal"] / "aliyunsdkcore").is_dir() and (unpacked["webhook"] / "aliyunsdkcore").is_dir()
-    assert not (unpacked["check"] / "aliyunsdkcore").exists()
+    # The CDN/CAS RPC SDK (and cryptography, for chains and the trust store) in every function: each wires the same
+    # ports, and the lifecycle runs over custom domains and CDN domains.
+    for name in packaging.FUNCTIONS:
+        assert (unpacked[name] / "aliyunsdkcore").is_dir() and (unpacked[name] / "cryptography").is_dir(), name
     return {"version": version, "python": str(venv / "bin" / "python"), "dirs": unpacked}
 
 
@@ -110,7 +119,6 @@ def invoke(runtime: dict[str, Any], cloud: LocalCloud, endpoints_file: Path, fun
                             "security_token": principal.security_token}}
     env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": os.environ.get("HOME", "/tmp"),
            "TLSGUARD_LOCALCLOUD": str(endpoints_file), "TLSGUARD_POLICY": "tlsguard.yaml",
-           "TLSGUARD_CERT_POLICY": "cert-policy.yaml",
            "DRIVER_SPEC": json.dumps(spec), **(extra_env or {})}
     completed = subprocess.run([runtime["python"], "-I", "-c", DRIVER], input=event, capture_output=True,
                                cwd=runtime["dirs"][function], env=env, timeout=120, check=False)
@@ -139,21 +147,29 @@ def test_every_artifact_runs_its_handler_against_localcloud(runtime: dict[str, A
         # check: one batch
         body = invoke(runtime, cloud, endpoints_file, "check", json.dumps(
             {"buckets": [{"name": "pkg-batch", "region": "cn-shanghai"}]}).encode())
-        assert [t["outcome"] for t in body["targets"]] == ["remediated"]
+        assert [(t["target"]["name"], t["outcome"]) for t in body["targets"]] == [("pkg-batch", "remediated")]
+        # check: the sweep's batch form, every kind of target named by kind
+        body = invoke(runtime, cloud, endpoints_file, "check", json.dumps(
+            {"correlation_id": "pkg", "batch": 1, "targets": [{"kind": "oss-bucket", "name": "pkg-ok",
+                                                               "region": "cn-hangzhou"}]}).encode())
+        assert body["correlation_id"] == "pkg" and body["batch"] == 1
+        assert body["summary"]["targets"] == 1 and body["summary"]["failed"] == 0
         # on_change: a real ActionTrail CloudEvent from an outsider's change
         outsider(cloud).put_https_config(BucketRef("pkg-event", "cn-hangzhou"),
                                          RawHttpsConfig(tls_enabled=True, tls_versions=("TLSv1.0", "TLSv1.2")))
         event = cloud.trail.events()[-1]
         body = invoke(runtime, cloud, endpoints_file, "on_change", json.dumps(event).encode())
-        assert [(h["bucket"], h["outcome"]) for h in body["handled"]] == [("pkg-event", "remediated")]
-        # on_change: a CDN posture event (the CDN RPC SDK and the packaged cert-policy.yaml)
-        cloud.seed({"cdn_domains": [{"name": "pkg.cdn.example", "configs": {
-            "https_tls_version": {"tls10": "on", "tls11": "on", "tls12": "on", "tls13": "on"}}}]})
+        assert [(h["target"]["name"], h["outcome"]) for h in body["handled"]] == [("pkg-event", "remediated")]
+        # on_change: a CDN posture event (the CDN RPC SDK; certificates.cdn_https of the packaged policy)
+        cloud.seed({"certificates": [{"name": "pkg-cert", "kind": "valid", "domains": ["pkg.cdn.example"]}],
+                    "cdn_domains": [cdn_domain("pkg.cdn.example", "pkg-cert", https_tls_version={
+                        "tls10": "on", "tls11": "on", "tls12": "on", "tls13": "on", "ciphersuitegroup": "all"})]})
         cdn_event = {**event, "id": "PKG-CDN-1", "source": "acs.cdn", "type": "cdn:ActionTrail:ApiCall",
                      "data": {**event["data"], "eventName": "BatchSetCdnDomainConfig", "eventId": "PKG-CDN-1",
                               "referencedResources": {"ACS::CDN::Domain": ["pkg.cdn.example"]}}}
         body = invoke(runtime, cloud, endpoints_file, "on_change", json.dumps(cdn_event).encode())
-        assert [(d["domain"], d["outcome"]) for d in body["domains"]] == [("pkg.cdn.example", "remediated")]
+        assert [(h["target"]["name"], h["target"]["kind"], h["outcome"]) for h in body["handled"]] == [
+            ("pkg.cdn.example", "cdn-domain", "remediated")]
         # webhook: a signed HTTP-trigger event
         raw = b'{"buckets": ["pkg-hook"]}'
         stamp = str(int(time.time()))
@@ -165,7 +181,8 @@ def test_every_artifact_runs_its_handler_against_localcloud(runtime: dict[str, A
         answer = invoke(runtime, cloud, endpoints_file, "webhook", json.dumps(http_event).encode(),
                         {"TLSGUARD_INBOUND_SECRET": INBOUND_SECRET})
         assert answer["statusCode"] == 200
-        assert [t["outcome"] for t in json.loads(answer["body"])["targets"]] == ["drifted"]
+        report = json.loads(answer["body"])
+        assert report["report_version"] == "2.0" and [t["outcome"] for t in report["targets"]] == ["drifted"]
         # failed: an FC destination event (no alert URL configured, so it only logs)
         body = invoke(runtime, cloud, endpoints_file, "failed", json.dumps({
             "requestContext": {"requestId": "1-x", "functionArn": "acs:fc:cn-hangzhou:1:functions/tlsguard-check",
@@ -173,16 +190,17 @@ def test_every_artifact_runs_its_handler_against_localcloud(runtime: dict[str, A
             "requestPayload": "{}", "responsePayload": "{}"}).encode())
         assert body == {"function": "failed", "alerted": False, "failed_function": "tlsguard-check",
                         "request_id": "1-x"}
-        # cert_renewal: assess (live handshakes through the TLS plane) and renew; nothing is due in this fleet
+        # cert_renewal: every domain (live handshakes through the TLS plane); nothing is due in this fleet
         body = invoke(runtime, cloud, endpoints_file, "cert_renewal", json.dumps(
             {"triggerTime": "2026-11-23T01:00:00Z", "triggerName": "daily", "payload": "{}"}).encode())
         assert body["function"] == "cert_renewal" and body["errors"] == []
-        assert all(d["decision"] == "NONE" for d in body["domains"])
+        assert body["summary"]["by_kind"] == {"oss-bucket": 0, "oss-cname": 0, "cdn-domain": 1}
+        assert body["summary"]["remediated"] == body["summary"]["drifted"] == body["summary"]["failed"] == 0
         # sweep: fans out (threshold 1) through the FC SDK in the artifact to localcloud's check function
         body = invoke(runtime, cloud, endpoints_file, "sweep", json.dumps(
             {"triggerTime": "2026-11-23T00:00:00Z", "triggerName": "hourly",
              "payload": '{"threshold": 1, "batch_size": 2}'}).encode())
-        assert body["fanout"] is True and body["buckets"] == 5 and body["batches"] == 3
+        assert body["fanout"] is True and body["targets"] == 6 and body["batches"] == 3  # 5 buckets, 1 CDN domain
         settle(cloud)
         checks = [i for i in cloud.fc.invocations() if i["function"] == "tlsguard-check"]
         assert len(checks) == 3 and all(i["status"] == "succeeded" for i in checks)

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 from jsonschema import Draft7Validator
 from tlsguard import settings
-from tlsguard.functions.events import CDN_EVENT_NAMES, OSS_EVENT_NAMES
+from tlsguard.functions.events import event_names
 
 from localcloud.eventbridge.pattern import matches, parse_pattern
 from localcloud.fc.timers import parse_schedule
@@ -22,6 +22,8 @@ if TYPE_CHECKING:
     from localcloud.cloud import LocalCloud
 
 REPO = Path(__file__).resolve().parents[2]
+OSS_EVENT_NAMES = event_names("oss")
+CDN_EVENT_NAMES = event_names("cdn")
 #: The vendored copy (deploy/schemas/README.md); the reference copy beside the repository, when present.
 SCHEMA_PATH = REPO / "deploy" / "schemas" / "fc3-props.schema.json"
 REFERENCE_SCHEMA_PATH = REPO.parent / "shared" / "schemas" / "fc3-props.schema.json"
@@ -97,10 +99,15 @@ def test_timers_parse_as_fc_cron(syaml: dict[str, Any]) -> None:
     timers = triggers(syaml, "timer")
     assert {(f, t["triggerName"]) for f, t in timers} == {("tlsguard-sweep", "hourly"),
                                                            ("tlsguard-sweep", "nightly-inline-report"),
+                                                           ("tlsguard-sweep", "pending-verifications"),
                                                            ("tlsguard-cert-renewal", "daily")}
+    payloads = {}
     for _, trigger in timers:
         parse_schedule(trigger["triggerConfig"]["cronExpression"])
-        json.loads(trigger["triggerConfig"]["payload"])
+        payloads[trigger["triggerName"]] = json.loads(trigger["triggerConfig"]["payload"])
+    # The frequent timer only probes the endpoints whose changes have had time to propagate.
+    assert payloads["pending-verifications"] == {"verify_only": True}
+    assert payloads["hourly"] == {} and payloads["nightly-inline-report"] == {"inline": True}
 
 
 def test_the_http_trigger_is_post_only_on_the_webhook(syaml: dict[str, Any]) -> None:
@@ -178,8 +185,10 @@ def test_filter_patterns_match_exactly_the_reacted_events(cloud: LocalCloud, sya
         assert matched == {(source, n) for n in names}, name
     every = {e["data"]["eventName"] for e in emitted if any(matches(p, e) for _, p in rules.values())}
     assert every == set(OSS_EVENT_NAMES) | set(CDN_EVENT_NAMES)
+    # Custom-domain bindings and CDN certificate changes are delivered (issue 13); tag writes never are.
+    assert {"PutCname", "DeleteCname", "SetCdnDomainSSLCertificate", "BatchSetCdnDomainConfig"} <= every
     unmatched = {e["data"]["eventName"] for e in emitted} - every
-    assert unmatched >= {"PutBucketTags", "PutCname", "DeleteCname", "SetCdnDomainSSLCertificate"}
+    assert unmatched >= {"PutBucketTags", "DeleteBucketTags"}
     # The console variant of a reacted event matches as well; another source never does.
     oss_pattern = rules["oss-tls-drift"][1]
     console = {**emitted[0], "type": "oss:ActionTrail:ConsoleOperation"}

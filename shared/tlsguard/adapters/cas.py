@@ -82,6 +82,21 @@ class AliyunCas:
                             not_before=not_before, not_after=not_after,
                             fingerprint_sha1=str(detail.get("Fingerprint") or ""), region=self.region)
 
+    def certificate_chain(self, cert_id: int) -> tuple[str, ...]:
+        """The certificate's public PEM chain (leaf first), to vet it before binding.
+
+        GetUserCertificateDetail returns ``Cert`` only with CertFilter=false, which also returns the private key
+        (``Key``); the key is dropped here at once, never stored, logged or returned.
+        """
+        detail = self.rpc.call("GetUserCertificateDetail", {"CertId": cert_id, "CertFilter": False},
+                               resource=str(cert_id))
+        detail.pop("Key", None)
+        detail.pop("EncryptPrivateKey", None)
+        detail.pop("SignPrivateKey", None)
+        text = str(detail.get("Cert") or "")
+        marker = "-----END CERTIFICATE-----"
+        return tuple(part.strip() + "\n" + marker + "\n" for part in text.split(marker)[:-1] if part.strip())
+
     def candidates(self, domain: str = "") -> list[CasCandidate]:
         """Every valid CAS certificate, with details. ``domain`` is not used as a Keyword: a wildcard certificate
         for ``*.example.com`` does not contain ``www.example.com`` as text."""

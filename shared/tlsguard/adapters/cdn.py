@@ -103,7 +103,7 @@ class AliyunCdn:
         """Bind CAS certificate ``cert_id`` (SetCdnDomainSSLCertificate, SSLProtocol on, CertType cas)."""
         self.rpc.call("SetCdnDomainSSLCertificate", {"DomainName": domain, "SSLProtocol": "on", "CertType": "cas",
                                                      "CertId": cert_id, "CertRegion": region or "cn-hangzhou"},
-                      resource=domain)
+                      resource=domain, retry=False)
 
     def domain_configs(self, domain: str, function_names: tuple[str, ...]) -> list[CdnFunctionConfig]:
         """DescribeCdnDomainConfigs for the named functions."""
@@ -124,11 +124,11 @@ class AliyunCdn:
         payload = [{"functionName": name, "functionArgs": [{"argName": k, "argValue": v} for k, v in args.items()]}
                    for name, args in functions.items()]
         self.rpc.call("BatchSetCdnDomainConfig", {"DomainNames": domain, "Functions": json.dumps(payload)},
-                      resource=domain)
+                      resource=domain, retry=False)
 
     def delete_config(self, domain: str, config_id: str, function_name: str = "") -> None:
         """DeleteSpecificConfig (needed before switching between the conflicting https_force and http_force)."""
         params: dict[str, str | int | bool] = {"DomainName": domain, "ConfigId": config_id}
         if function_name:
             params["FunctionName"] = function_name
-        self.rpc.call("DeleteSpecificConfig", params, resource=domain)
+        self.rpc.call("DeleteSpecificConfig", params, resource=domain, retry=False)

@@ -201,7 +201,12 @@ class AliyunOss:
                 self._clients[""] = existing
             return existing
 
-    def _call(self, operation: str, resource: str, fn: Callable[[], T]) -> T:
+    def _call(self, operation: str, resource: str, fn: Callable[[], T], *, retry: bool = True) -> T:
+        """One API call through the rate limiter; ``retry=False`` for writes to the buckets tlsguard guards.
+
+        A write whose response was lost must not be blindly repeated: the lifecycle re-reads the target first and
+        writes again only if it still holds the before-state (see :mod:`tlsguard.lifecycle`).
+        """
         def attempt() -> T:
             self.limiter.acquire(operation)
             try:
@@ -211,7 +216,7 @@ class AliyunOss:
             except Exception as exc:
                 raise map_sdk_error(exc, "oss", operation, resource) from exc
 
-        return call_with_retries(self.retry, attempt)
+        return call_with_retries(self.retry, attempt) if retry else attempt()
 
     # -- OssPort -----------------------------------------------------------------------------------------
     def list_buckets(self, prefix: str = "") -> Iterator[BucketRef]:
@@ -279,7 +284,7 @@ class AliyunOss:
         )
         client = self.client(bucket.region)
         self._call("PutBucketHttpsConfig", bucket.name, lambda: client.put_bucket_https_config(
-            oss.PutBucketHttpsConfigRequest(bucket=bucket.name, https_configuration=document)))
+            oss.PutBucketHttpsConfigRequest(bucket=bucket.name, https_configuration=document)), retry=False)
 
     def get_policy(self, bucket: BucketRef) -> str | None:
         import alibabacloud_oss_v2 as oss
@@ -310,14 +315,16 @@ class AliyunOss:
 
         client = self.client(bucket.region)
         self._call("PutBucketPolicy", bucket.name,
-                   lambda: client.put_bucket_policy(oss.PutBucketPolicyRequest(bucket=bucket.name, body=text)))
+                   lambda: client.put_bucket_policy(oss.PutBucketPolicyRequest(bucket=bucket.name, body=text)),
+                   retry=False)
 
     def delete_policy(self, bucket: BucketRef) -> None:
         import alibabacloud_oss_v2 as oss
 
         client = self.client(bucket.region)
         self._call("DeleteBucketPolicy", bucket.name,
-                   lambda: client.delete_bucket_policy(oss.DeleteBucketPolicyRequest(bucket=bucket.name)))
+                   lambda: client.delete_bucket_policy(oss.DeleteBucketPolicyRequest(bucket=bucket.name)),
+                   retry=False)
 
     def get_encryption(self, bucket: BucketRef) -> EncryptionPolicy | None:
         import alibabacloud_oss_v2 as oss
@@ -350,7 +357,7 @@ class AliyunOss:
         client = self.client(bucket.region)
         self._call("PutBucketEncryption", bucket.name, lambda: client.put_bucket_encryption(
             oss.PutBucketEncryptionRequest(bucket=bucket.name, server_side_encryption_rule=oss.ServerSideEncryptionRule(
-                apply_server_side_encryption_by_default=default))))
+                apply_server_side_encryption_by_default=default))), retry=False)
 
     def put_object_if_absent(self, bucket: str, key: str, body: bytes) -> bool:
         import alibabacloud_oss_v2 as oss
@@ -382,13 +389,22 @@ class AliyunOss:
                 return None
             raise
 
-    def list_objects(self, bucket: str, prefix: str) -> Iterator[str]:
+    def delete_object(self, bucket: str, key: str) -> None:
+        """DeleteObject (state bucket markers only); deleting an absent object succeeds, as in OSS."""
+        import alibabacloud_oss_v2 as oss
+
+        client = self.client(self.connection.region)
+        self._call("DeleteObject", f"{bucket}/{key}",
+                   lambda: client.delete_object(oss.DeleteObjectRequest(bucket=bucket, key=key)))
+
+    def list_objects(self, bucket: str, prefix: str, start_after: str = "") -> Iterator[str]:
         import alibabacloud_oss_v2 as oss
 
         client = self.client(self.connection.region)
         token: str | None = None
         while True:
-            request = oss.ListObjectsV2Request(bucket=bucket, prefix=prefix, continuation_token=token, max_keys=1000)
+            request = oss.ListObjectsV2Request(bucket=bucket, prefix=prefix, continuation_token=token, max_keys=1000,
+                                               start_after=(start_after or None) if token is None else None)
             page = self._call("ListObjectsV2", bucket, partial(client.list_objects_v2, request))
             for item in page.contents or []:
                 yield item.key

@@ -56,7 +56,7 @@ class AliyunOssCname:
     def __init__(self, oss: AliyunOss) -> None:
         self.oss = oss
 
-    def _call(self, operation: str, resource: str, fn: Callable[[], Any]) -> Any:
+    def _call(self, operation: str, resource: str, fn: Callable[[], Any], *, retry: bool = True) -> Any:
         def attempt() -> Any:
             self.oss.limiter.acquire(operation)
             try:
@@ -66,7 +66,7 @@ class AliyunOssCname:
             except Exception as exc:
                 raise map_sdk_error(exc, "oss", operation, resource) from exc
 
-        return call_with_retries(self.oss.retry, attempt)
+        return call_with_retries(self.oss.retry, attempt) if retry else attempt()
 
     def list_cnames(self, bucket: BucketRef) -> list[CnameBinding]:
         """ListCname for one bucket, each certificate as an :class:`ApiView`."""
@@ -102,7 +102,7 @@ class AliyunOssCname:
         config = oss.CertificateConfiguration(cert_id=cert_id, previous_cert_id=previous_cert_id or None)
         request = oss.PutCnameRequest(bucket=bucket.name, bucket_cname_configuration=oss.BucketCnameConfiguration(
             cname=oss.Cname(domain=domain, certificate_configuration=config)))
-        self._call("PutCname", f"{bucket.name}/{domain}", lambda: client.put_cname(request))
+        self._call("PutCname", f"{bucket.name}/{domain}", lambda: client.put_cname(request), retry=False)
 
 
 def oss_cert_id(cert_id: int, region: str) -> str:

@@ -92,8 +92,9 @@ class RpcCaller:
             return self._client
 
     def call(self, action: str, params: dict[str, str | int | bool] | None = None, *, resource: str = "",
-             method: str = "POST") -> dict[str, Any]:
-        """One API call; raises :class:`CloudError` (``Transient`` ones are retried first)."""
+             method: str = "POST", retry: bool = True) -> dict[str, Any]:
+        """One API call; raises :class:`CloudError` (``Transient`` ones are retried first, unless ``retry`` is
+        False: a write whose response was lost is settled by the lifecycle, which re-reads before writing again)."""
 
         def attempt() -> dict[str, Any]:
             from aliyunsdkcore.acs_exception.exceptions import ClientException, ServerException
@@ -125,7 +126,7 @@ class RpcCaller:
                                  resource=resource)
             return decoded
 
-        return call_with_retries(self.retry, attempt)
+        return call_with_retries(self.retry, attempt) if retry else attempt()
 
 
 def _text(value: str | int | bool) -> str:

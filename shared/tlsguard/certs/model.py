@@ -1,4 +1,4 @@
-"""Data types of certificate health: findings, the two views of a domain, the policy, renewal decisions.
+"""Data types of certificate health: a certificate's facts, the two views of a domain, the policy, candidates.
 
 Frozen dataclasses and ``str`` Enums only; nothing here does I/O.
 """
@@ -8,56 +8,6 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass, field
 from enum import Enum
-
-
-class Severity(str, Enum):
-    """How urgent a finding is; ordered from worst to mildest by :attr:`rank`."""
-
-    CRITICAL = "CRITICAL"
-    HIGH = "HIGH"
-    MEDIUM = "MEDIUM"
-    LOW = "LOW"
-    INFO = "INFO"
-
-    @property
-    def rank(self) -> int:
-        return _SEVERITY_RANK[self]
-
-
-_SEVERITY_RANK = {Severity.CRITICAL: 0, Severity.HIGH: 1, Severity.MEDIUM: 2, Severity.LOW: 3, Severity.INFO: 4}
-
-
-class FindingKind(str, Enum):
-    """Every certificate finding tlsguard can raise (one check each)."""
-
-    EXPIRED = "cert_expired"
-    NOT_YET_VALID = "cert_not_yet_valid"
-    RENEWAL_DUE = "cert_renewal_due"
-    EXPIRY_ALERT = "cert_expiry_alert"
-    HOSTNAME_NOT_COVERED = "cert_hostname_not_covered"
-    CHAIN_INCOMPLETE = "cert_chain_incomplete"
-    CHAIN_MISORDERED = "cert_chain_misordered"
-    CHAIN_UNTRUSTED = "cert_chain_untrusted"
-    WEAK_KEY = "cert_weak_key"
-    SHA1_SIGNATURE = "cert_sha1_signature"
-    VIEW_MISMATCH_PENDING = "cert_view_mismatch_pending"
-    VIEW_MISMATCH = "cert_view_mismatch"
-    CDN_CERT_STATUS = "cdn_cert_status_not_success"
-    HTTPS_OFF = "cdn_https_off"
-    CDN_HTTPS_POSTURE_DRIFT = "cdn_https_posture_drift"
-    LIVE_UNREACHABLE = "cert_live_unreachable"
-    NO_RENEWAL_AVAILABLE = "cert_no_renewal_available"
-
-
-@dataclass(frozen=True)
-class Finding:
-    """One problem with one domain's certificate. ``details`` carries machine-readable context."""
-
-    kind: FindingKind
-    severity: Severity
-    domain: str
-    message: str
-    details: dict[str, str] = field(default_factory=dict, hash=False, compare=True)
 
 
 @dataclass(frozen=True)
@@ -82,13 +32,6 @@ class CertFacts:
     @property
     def lifetime(self) -> dt.timedelta:
         return self.not_after - self.not_before
-
-
-class TargetKind(str, Enum):
-    """Where a domain's certificate is bound."""
-
-    OSS_CNAME = "oss-cname"
-    CDN = "cdn"
 
 
 @dataclass(frozen=True)
@@ -121,17 +64,6 @@ class LiveView:
     error: str | None = None
 
 
-@dataclass(frozen=True)
-class DomainTarget:
-    """One domain under watch: an OSS custom domain (bucket CNAME) or a CDN domain."""
-
-    domain: str
-    kind: TargetKind
-    bucket: str | None = None
-    must_serve_https: bool = True
-    region: str | None = None
-
-
 DEFAULT_ALERT_STEPS: tuple[int, ...] = (30, 14, 7, 1)
 
 
@@ -154,6 +86,7 @@ class CertPolicy:
     include_domains: tuple[str, ...] = ()
     exclude_domains: tuple[str, ...] = ()
     https_required: bool = True
+    discovery_interval: dt.timedelta = dt.timedelta(hours=24)  # full custom-domain discovery at most this often
 
     def in_scope(self, domain: str) -> bool:
         """Whether ``domain`` is watched: in ``include_domains`` (when given) and not in ``exclude_domains``.
@@ -207,27 +140,6 @@ class ChainAnalysis:
 
 
 @dataclass(frozen=True)
-class DomainHealth:
-    """Everything known about one domain after the checks: the views, the chain verdict, the findings."""
-
-    target: DomainTarget
-    api: ApiView
-    live: LiveView
-    chain: ChainAnalysis | None
-    findings: tuple[Finding, ...]
-    expires_at: dt.datetime | None
-    days_left: float | None
-    renewal_due_at: dt.datetime | None
-    alert_step: int | None = None
-
-    @property
-    def worst(self) -> Severity | None:
-        if not self.findings:
-            return None
-        return min((f.severity for f in self.findings), key=lambda s: s.rank)
-
-
-@dataclass(frozen=True)
 class CasCandidate:
     """A CAS certificate that could be bound (ListUserCertificateOrder + GetUserCertificateDetail CertFilter=true)."""
 
@@ -239,24 +151,4 @@ class CasCandidate:
     not_after: dt.datetime
     fingerprint_sha1: str = ""
     region: str = ""
-
-
-class RenewalAction(str, Enum):
-    """What renewal selection decided for a domain."""
-
-    NONE = "NONE"  # nothing to do
-    RENEW = "RENEW"  # bind a newer CAS certificate
-    BACKUP = "BACKUP"  # bind the policy's backup certificate
-    ALERT = "ALERT"  # nothing can fix it: tell a person
-
-
-@dataclass(frozen=True)
-class RenewalDecision:
-    """The outcome of :func:`tlsguard.certs.renewal.select_renewal`."""
-
-    domain: str
-    action: RenewalAction
-    reason: str
-    certificate: CasCandidate | None = None
-    days_left: float | None = None
-    missing: str = ""
+    chain_pem: tuple[str, ...] = ()  # the public chain, leaf first (fetched only to vet a candidate)

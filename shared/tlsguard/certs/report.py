@@ -1,89 +1,54 @@
-"""Renderings of certificate health: a text table sorted by days left, JSON, and a self-contained HTML report.
+"""The certificate view of a run's report: a text table sorted by days left and a self-contained HTML page.
 
-The HTML report has one inline SVG timeline of upcoming expiries (no script, no external asset), coloured by
-urgency, then the table with every finding. It is meant to be read at a glance.
+Both render the report's own target items (``RunReport.targets``: each domain's ``observed`` certificate facts and
+its findings), so there is one report and these are views of it. The HTML page has one inline SVG timeline of
+upcoming expiries (no script, no external asset), coloured by urgency, then the table with every finding.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import html
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from tlsguard.certs.collect import sort_by_days_left
-from tlsguard.certs.model import Severity
-
-if TYPE_CHECKING:
-    from tlsguard.certs.model import CertFacts, DomainHealth
-    from tlsguard.certs.rebind import RenewalRun
-
-REPORT_VERSION = 1
+from tlsguard.model import Severity
 
 
-def _facts_dict(cert: CertFacts) -> dict[str, Any]:
-    return {"subject_cn": cert.subject_cn, "sans": list(cert.sans), "issuer": cert.issuer,
-            "not_before": cert.not_before.isoformat(), "not_after": cert.not_after.isoformat(),
-            "fingerprint_sha1": cert.fingerprint_sha1, "key": f"{cert.key_algorithm}-{cert.key_bits}",
-            "signature_hash": cert.signature_hash}
+def _days_left(item: dict[str, Any]) -> float | None:
+    value = (item.get("observed") or {}).get("days_left")
+    return float(value) if isinstance(value, (int, float)) else None
 
 
-def health_dict(health: DomainHealth) -> dict[str, Any]:
-    """One domain as JSON-able data (the ``--json`` output's ``domains`` items)."""
-    api, chain = health.api, health.chain
-    return {
-        "domain": health.target.domain,
-        "kind": health.target.kind.value,
-        "bucket": health.target.bucket,
-        "days_left": round(health.days_left, 2) if health.days_left is not None else None,
-        "expires_at": health.expires_at.isoformat() if health.expires_at else None,
-        "renewal_due_at": health.renewal_due_at.isoformat() if health.renewal_due_at else None,
-        "alert_step": health.alert_step,
-        "worst": health.worst.value if health.worst else None,
-        "findings": [{"kind": f.kind.value, "severity": f.severity.value, "message": f.message,
-                      "details": dict(f.details)} for f in health.findings],
-        "api": {"cert_id": api.cert_id, "cert_name": api.cert_name, "cert_type": api.cert_type,
-                "fingerprint_sha1": api.fingerprint_sha1, "status": api.status, "https_enabled": api.https_enabled,
-                "not_after": api.not_after.isoformat() if api.not_after else None,
-                "changed_at": api.changed_at.isoformat() if api.changed_at else None},
-        "live": {"endpoint": health.live.endpoint, "error": health.live.error,
-                 "chain_status": chain.status.value if chain else None,
-                 "served": [_facts_dict(c) for c in chain.served] if chain else [],
-                 "verified_path": [_facts_dict(c) for c in chain.verified_path] if chain else []},
-    }
+def _expires(item: dict[str, Any]) -> dt.datetime | None:
+    value = (item.get("observed") or {}).get("expires_at")
+    return dt.datetime.fromisoformat(value) if isinstance(value, str) and value else None
 
 
-def report_dict(healths: list[DomainHealth], now: dt.datetime, runs: list[RenewalRun] | None = None,
-                errors: list[str] | None = None) -> dict[str, Any]:
-    """The whole ``tlsguard certs --json`` document."""
-    ordered = sort_by_days_left(healths)
-    counts: dict[str, int] = {}
-    for health in ordered:
-        for finding in health.findings:
-            counts[finding.kind.value] = counts.get(finding.kind.value, 0) + 1
-    document: dict[str, Any] = {"version": REPORT_VERSION, "generated_at": now.isoformat(),
-                                "domains": [health_dict(h) for h in ordered], "finding_counts": counts,
-                                "errors": list(errors or [])}
-    if runs is not None:
-        document["renewals"] = [{"domain": r.health.target.domain, "kind": r.health.target.kind.value,
-                                 "decision": r.decision.action.value, "reason": r.decision.reason,
-                                 "missing": r.decision.missing or None, **r.result.as_dict()} for r in runs]
-    return document
+def sort_by_days_left(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Soonest expiry first; domains with unknown expiry last, then by name."""
+    return sorted(items, key=lambda i: (_days_left(i) is None, _days_left(i) or 0.0, i["target"]["name"],
+                                        i["target"]["kind"]))
+
+
+def _worst(item: dict[str, Any]) -> str:
+    ranks = [Severity(f["severity"]) for f in item["findings"] if not f["waived"]]
+    return min(ranks, key=lambda s: s.rank).value if ranks else "OK"
 
 
 def _days(value: float | None) -> str:
     return "?" if value is None else f"{value:.1f}"
 
 
-def render_table(healths: list[DomainHealth]) -> str:
+def render_table(items: list[dict[str, Any]]) -> str:
     """A fixed-width text table, soonest expiry first."""
-    rows = [("DAYS", "EXPIRES (UTC)", "DOMAIN", "WHERE", "CERT", "WORST", "FINDINGS")]
-    for health in sort_by_days_left(healths):
-        where = health.target.kind.value + (f"/{health.target.bucket}" if health.target.bucket else "")
-        rows.append((_days(health.days_left),
-                     f"{health.expires_at:%Y-%m-%d %H:%M}" if health.expires_at else "-",
-                     health.target.domain, where, health.api.cert_id or "-",
-                     health.worst.value if health.worst else "OK",
-                     ", ".join(f.kind.value for f in health.findings) or "-"))
+    rows = [("DAYS", "EXPIRES (UTC)", "DOMAIN", "WHERE", "CERT", "WORST", "OUTCOME", "FINDINGS")]
+    for item in sort_by_days_left(items):
+        target, observed = item["target"], item.get("observed") or {}
+        expires = _expires(item)
+        where = target["kind"] + (f"/{target['bucket']}" if target.get("bucket") else "")
+        rows.append((_days(_days_left(item)), f"{expires:%Y-%m-%d %H:%M}" if expires else "-", target["name"], where,
+                     str(observed.get("cert_id") or "-"), _worst(item), item["outcome"],
+                     ", ".join(sorted({f["check"] for f in item["findings"] if not f["waived"]})) or "-"))
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
     lines = []
     for row in rows:
@@ -107,11 +72,11 @@ def _urgency(days_left: float | None) -> str:
     return "ok"
 
 
-def timeline_svg(healths: list[DomainHealth], now: dt.datetime, horizon_days: int = 120) -> str:
+def timeline_svg(items: list[dict[str, Any]], now: dt.datetime, horizon_days: int = 120) -> str:
     """An inline SVG: one row per domain, a bar from today to its expiry on a 0..horizon-day axis, weekly ticks,
     a red band for expired certificates and a dashed line at 30 days. Beyond the horizon the bar is clipped
     with an arrow; every bar carries a <title> tooltip."""
-    ordered = [h for h in sort_by_days_left(healths) if h.days_left is not None]
+    ordered = [i for i in sort_by_days_left(items) if _days_left(i) is not None]
     label_width, plot_width, row_height, top = 260, 720, 22, 34
     expired_width = 60
     height = top + row_height * max(1, len(ordered)) + 16
@@ -136,56 +101,52 @@ def timeline_svg(healths: list[DomainHealth], now: dt.datetime, horizon_days: in
     x30 = x_of(30)
     parts.append(f'<line x1="{x30:.1f}" y1="{top - 6}" x2="{x30:.1f}" y2="{height - 10}" stroke="#ca8a04" '
                  f'stroke-dasharray="4 3"/>')
-    for index, health in enumerate(ordered):
-        assert health.days_left is not None
+    for index, item in enumerate(ordered):
+        days_left = _days_left(item)
+        assert days_left is not None
+        expires = _expires(item)
+        name = item["target"]["name"]
         y = top + index * row_height
-        urgency = _urgency(health.days_left)
+        urgency = _urgency(days_left)
         colour = _COLOURS[urgency]
-        label = html.escape(f"{health.target.domain} ({health.target.kind.value})")
-        tooltip = html.escape(f"{health.target.domain}: {health.days_left:.1f} days left, expires "
-                              f"{health.expires_at:%Y-%m-%d %H:%M} UTC" if health.expires_at else "")
+        label = html.escape(f"{name} ({item['target']['kind']})")
+        tooltip = html.escape(f"{name}: {days_left:.1f} days left, expires {expires:%Y-%m-%d %H:%M} UTC"
+                              if expires else "")
         parts.append(f'<text x="{label_width - 8}" y="{y + 14}" text-anchor="end" fill="#111827">{label}</text>')
-        if health.days_left <= 0:
+        if days_left <= 0:
             parts.append(f'<g><title>{tooltip}</title><circle cx="{label_width + expired_width / 2 - 2:.1f}" '
                          f'cy="{y + 10}" r="6" fill="{colour}"/></g>')
             continue
-        end = x_of(health.days_left)
+        end = x_of(days_left)
         parts.append(f'<g><title>{tooltip}</title><rect x="{x0}" y="{y + 4}" width="{max(end - x0, 2):.1f}" '
                      f'height="12" rx="3" fill="{colour}"/>')
-        if health.days_left > horizon_days:
+        if days_left > horizon_days:
             parts.append(f'<path d="M{end:.1f},{y + 2} l8,8 l-8,8 z" fill="{colour}"/>')
         parts.append(f'<text x="{min(end + 10, width - 60):.1f}" y="{y + 14}" fill="{colour}">'
-                     f'{health.days_left:.0f} d</text></g>')
+                     f'{days_left:.0f} d</text></g>')
     parts.append("</svg>")
     return "".join(parts)
 
 
-def render_html(healths: list[DomainHealth], now: dt.datetime, runs: list[RenewalRun] | None = None,
-                title: str = "tlsguard certificate report") -> str:
+def render_html(items: list[dict[str, Any]], now: dt.datetime, title: str = "tlsguard certificate report") -> str:
     """A self-contained HTML page: summary counts, the SVG timeline and the findings table."""
-    ordered = sort_by_days_left(healths)
-    counts = {u: sum(1 for h in ordered if _urgency(h.days_left) == u) for u in _COLOURS}
+    ordered = sort_by_days_left(items)
+    counts = {u: sum(1 for i in ordered if _urgency(_days_left(i)) == u) for u in _COLOURS}
     summary = " · ".join(f'<span style="color:{_COLOURS[u]}"><b>{n}</b> {u}</span>' for u, n in counts.items() if n)
     rows = []
-    for health in ordered:
-        urgency = _urgency(health.days_left)
+    for item in ordered:
+        urgency = _urgency(_days_left(item))
         findings = "<br>".join(
-            f'<span class="sev {f.severity.value.lower()}">{f.severity.value}</span> '
-            f'<code>{html.escape(f.kind.value)}</code> {html.escape(f.message)}' for f in health.findings) or "OK"
-        expires = f"{health.expires_at:%Y-%m-%d %H:%M}" if health.expires_at else "-"
-        where = html.escape(health.target.kind.value) + (
-            "/" + html.escape(health.target.bucket) if health.target.bucket else "")
-        rows.append(f'<tr><td class="num" style="color:{_COLOURS[urgency]}">{_days(health.days_left)}</td>'
-                    f'<td>{expires}</td><td>{html.escape(health.target.domain)}</td><td>{where}</td>'
-                    f'<td>{html.escape(health.api.cert_id or "-")}</td><td>{findings}</td></tr>')
-    renewal_rows = ""
-    if runs:
-        items = "".join(f"<tr><td>{html.escape(r.health.target.domain)}</td><td>{r.decision.action.value}</td>"
-                        f"<td>{r.result.outcome.value}</td><td>{html.escape(r.result.reason)}</td></tr>"
-                        for r in runs if r.decision.action.value != "NONE")
-        if items:
-            renewal_rows = ("<h2>Renewals</h2><table><tr><th>Domain</th><th>Decision</th><th>Outcome</th>"
-                            f"<th>Reason</th></tr>{items}</table>")
+            f'<span class="sev {f["severity"].lower()}">{f["severity"]}</span> '
+            f'<code>{html.escape(f["check"])}</code> {html.escape(f["message"])}' for f in item["findings"]) or "OK"
+        expires = _expires(item)
+        target = item["target"]
+        where = html.escape(target["kind"]) + ("/" + html.escape(target["bucket"]) if target.get("bucket") else "")
+        actions = "".join(f"<br><i>{html.escape(a['summary'] or a['call'])}</i>" for a in item["actions"])
+        rows.append(f'<tr><td class="num" style="color:{_COLOURS[urgency]}">{_days(_days_left(item))}</td>'
+                    f'<td>{f"{expires:%Y-%m-%d %H:%M}" if expires else "-"}</td><td>{html.escape(target["name"])}</td>'
+                    f'<td>{where}</td><td>{html.escape(str((item.get("observed") or {}).get("cert_id") or "-"))}</td>'
+                    f'<td>{html.escape(item["outcome"])}</td><td>{findings}{actions}</td></tr>')
     severity_css = "".join(f".sev.{s.value.lower()}{{background:{c}}}" for s, c in (
         (Severity.CRITICAL, "#b91c1c"), (Severity.HIGH, "#ea580c"), (Severity.MEDIUM, "#ca8a04"),
         (Severity.LOW, "#2563eb"), (Severity.INFO, "#6b7280")))
@@ -204,9 +165,8 @@ td.num{{text-align:right;font-weight:bold}}
 {timeline_svg(ordered, now)}
 <h2>Domains (soonest expiry first)</h2>
 <table><tr><th>Days left</th><th>Expires (UTC)</th><th>Domain</th><th>Where</th><th>Certificate</th>
-<th>Findings</th></tr>
+<th>Outcome</th><th>Findings and planned writes</th></tr>
 {"".join(rows)}
 </table>
-{renewal_rows}
 </body></html>
 """

@@ -6,6 +6,7 @@ EventBridge delivers ActionTrail records wrapped in a CloudEvents 1.0 envelope
 (https://www.alibabacloud.com/help/en/doc-detail/181428.htm); OSS events carry ``source: acs.oss`` and
 ``type: oss:ActionTrail:ApiCall`` (https://help.aliyun.com/document_detail/205739.html).
 
+The event only says where to look: the targets it names are re-read before anything is decided.
 Nothing here raises for a bad *single* event: :func:`classify` returns a :class:`Skip` with a short reason,
 so the handler can log it and acknowledge (FC must not retry a poison event forever). Only a body that is not
 JSON at all raises :class:`~tlsguard.errors.EventError`.
@@ -15,31 +16,35 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tlsguard.errors import EventError
+from tlsguard.model import TargetKind, TargetRef, Trigger
 
-#: OSS ActionTrail event names tlsguard reacts to: every write that can change what the policy checks.
-#: s.yaml's OSS rule names exactly these (tests/functions/test_syaml.py holds it to that).
-OSS_EVENT_NAMES: tuple[str, ...] = (
-    "PutBucketHttpsConfig",
-    "PutBucketPolicy",
-    "DeleteBucketPolicy",
-    "PutBucketEncryption",
-    "DeleteBucketEncryption",
-)
-#: CloudEvents types of ActionTrail records for OSS (API calls and console operations).
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+
+#: CloudEvents types of ActionTrail records (API calls and console operations) per service, and the source.
+#: OSS: https://help.aliyun.com/document_detail/205739.html; CDN publishes with source ``acs.cdn``
+#: (https://help.aliyun.com/document_detail/205719.html; the exact source string is UNCONFIRMED in
+#: alibaba-api-facts.md §7, localcloud emits it).
 OSS_EVENT_TYPES: tuple[str, ...] = ("oss:ActionTrail:ApiCall", "oss:ActionTrail:ConsoleOperation")
 OSS_SOURCE = "acs.oss"
 BUCKET_RESOURCE = "ACS::OSS::Bucket"
-#: CDN ActionTrail event names tlsguard reacts to: the writes that can change a domain's HTTPS posture
-#: (https_force/http_force, HSTS, https_tls_version), which the certificate engineer's posture use case enforces.
-#: CDN publishes with source ``acs.cdn`` (https://help.aliyun.com/document_detail/205719.html; the exact source
-#: string is UNCONFIRMED in alibaba-api-facts.md §7, localcloud emits it).
-CDN_EVENT_NAMES: tuple[str, ...] = ("BatchSetCdnDomainConfig", "DeleteSpecificConfig")
 CDN_EVENT_TYPES: tuple[str, ...] = ("cdn:ActionTrail:ApiCall", "cdn:ActionTrail:ConsoleOperation")
 CDN_SOURCE = "acs.cdn"
 DOMAIN_RESOURCE = "ACS::CDN::Domain"
+#: OSS events that change which custom domains a bucket has: every custom domain of the bucket is re-checked.
+CNAME_EVENT_NAMES = ("PutCname", "DeleteCname")
+
+
+def event_names(service: str) -> tuple[str, ...]:
+    """The ActionTrail event names of ``service`` the registry's checks react to (s.yaml's rules name these)."""
+    from tlsguard.checks import REGISTRY
+
+    names = {event.split(":", 1)[1] for check in REGISTRY.checks.values() for event in check.events
+             if event.split(":", 1)[0] == service}
+    return tuple(sorted(names))
 
 
 @dataclass(frozen=True)
@@ -52,24 +57,18 @@ class TimerEvent:
 
 
 @dataclass(frozen=True)
-class BucketChange:
-    """An OSS write tlsguard reacts to: which bucket, in which region, by whom (the raw ActionTrail record)."""
+class Change:
+    """A write tlsguard reacts to: the targets it names (a CDN batch call can name several domains), by whom.
+
+    ``cname_bucket`` is set for PutCname / DeleteCname: every custom domain of that bucket is re-read.
+    """
 
     event_id: str
     event_name: str
-    bucket: str
-    region: str
+    targets: tuple[TargetRef, ...]
     record: dict[str, Any]
-
-
-@dataclass(frozen=True)
-class DomainChange:
-    """A CDN write tlsguard reacts to: which domains (a batch call can name several), by whom."""
-
-    event_id: str
-    event_name: str
-    domains: tuple[str, ...]
-    record: dict[str, Any]
+    cname_bucket: str = ""
+    region: str = ""
 
 
 @dataclass(frozen=True)
@@ -112,6 +111,36 @@ def parse_timer(raw: bytes | str | dict[str, Any]) -> TimerEvent:
     return TimerEvent(str(data.get("triggerTime", "")), str(data.get("triggerName", "")), options)
 
 
+@dataclass(frozen=True)
+class HttpRequest:
+    """An FC 3.0 HTTP-trigger event: method, the raw body bytes, and headers with lower-cased names."""
+
+    method: str
+    body: bytes
+    headers: dict[str, str]
+
+    def header(self, name: str) -> str:
+        return self.headers.get(name.lower(), "")
+
+
+def parse_http(raw: bytes | str | dict[str, Any]) -> HttpRequest:
+    """The HTTP trigger's event (``requestContext.http.method``, ``headers``, ``body``, ``isBase64Encoded``)."""
+    import base64
+    import binascii
+
+    request = load_json(raw)
+    if not isinstance(request, dict):
+        raise EventError("not an HTTP trigger event")
+    try:
+        method = str(((request.get("requestContext") or {}).get("http") or {}).get("method") or "POST").upper()
+        body_text = request.get("body") or ""
+        body = base64.b64decode(body_text) if request.get("isBase64Encoded") else str(body_text).encode("utf-8")
+        headers = {str(k).lower(): str(v) for k, v in (request.get("headers") or {}).items()}
+    except (binascii.Error, TypeError, AttributeError, ValueError):
+        raise EventError("malformed HTTP trigger event") from None
+    return HttpRequest(method, body, headers)
+
+
 def envelopes(raw: bytes | str | dict[str, Any] | list[Any]) -> list[Any]:
     """EventBridge delivers one CloudEvent object, or a list of them when batching; always a list here."""
     data = load_json(raw)
@@ -122,8 +151,8 @@ def envelopes(raw: bytes | str | dict[str, Any] | list[Any]) -> list[Any]:
     raise EventError("event is neither a CloudEvent object nor a list of them")
 
 
-def classify(envelope: Any) -> BucketChange | DomainChange | Skip:
-    """Decide what one CloudEvent asks for: a bucket or CDN domains to re-check, or a reason to skip it."""
+def classify(envelope: Any) -> Change | Skip:
+    """Decide what one CloudEvent asks for: the targets to re-check, or a reason to skip it."""
     if not isinstance(envelope, dict):
         return Skip("", "not a JSON object")
     event_id = str(envelope.get("id") or "")
@@ -140,22 +169,22 @@ def classify(envelope: Any) -> BucketChange | DomainChange | Skip:
         return Skip(event_id, "read event", name)
     if data.get("errorCode"):
         return Skip(event_id, f"failed call ({data.get('errorCode')}): nothing changed", name)
+    if name not in event_names("oss" if is_oss else "cdn"):
+        return Skip(event_id, f"{name or 'unnamed event'} is not an event tlsguard reacts to", name)
+    if not event_id:
+        return Skip("", "event has no id (cannot be deduplicated)", name)
     if is_cdn:
         return _classify_cdn(event_id, name, data)
-    if name not in OSS_EVENT_NAMES:
-        return Skip(event_id, f"{name or 'unnamed event'} is not an event tlsguard reacts to", name)
     bucket = _bucket_of(data)
     if not bucket:
         return Skip(event_id, "no bucket named in the event", name)
     region = str(data.get("acsRegion") or envelope.get("aliyunregionid") or "")
-    if not event_id:
-        return Skip("", "event has no id (cannot be deduplicated)", name)
-    return BucketChange(event_id, name, bucket, region, data)
+    if name in CNAME_EVENT_NAMES:
+        return Change(event_id, name, (), data, cname_bucket=bucket, region=region)
+    return Change(event_id, name, (TargetRef(TargetKind.OSS_BUCKET, bucket, region),), data, region=region)
 
 
-def _classify_cdn(event_id: str, name: str, record: dict[str, Any]) -> DomainChange | Skip:
-    if name not in CDN_EVENT_NAMES:
-        return Skip(event_id, f"{name or 'unnamed event'} is not an event tlsguard reacts to", name)
+def _classify_cdn(event_id: str, name: str, record: dict[str, Any]) -> Change | Skip:
     domains: list[str] = []
     referenced = record.get("referencedResources")
     if isinstance(referenced, dict) and isinstance(referenced.get(DOMAIN_RESOURCE), list):
@@ -166,9 +195,40 @@ def _classify_cdn(event_id: str, name: str, record: dict[str, Any]) -> DomainCha
         domains = [d.strip() for d in str(raw).split(",") if d.strip()]
     if not domains:
         return Skip(event_id, "no CDN domain named in the event", name)
-    if not event_id:
-        return Skip("", "event has no id (cannot be deduplicated)", name)
-    return DomainChange(event_id, name, tuple(dict.fromkeys(d.lower() for d in domains)), record)
+    targets = tuple(TargetRef(TargetKind.CDN_DOMAIN, d) for d in dict.fromkeys(d.lower() for d in domains))
+    return Change(event_id, name, targets, record)
+
+
+def trigger_from_trail(record: dict[str, Any], own_principals: Iterable[str]) -> Trigger:
+    """The Trigger of an ActionTrail record: who made the change, and whether it was tlsguard's own role.
+
+    The actor is our own when the identity is an assumed role whose name (``userName`` is ``role:session``,
+    ``principalId`` is ``roleId:session``, or an ARN mentions ``role/<name>``) is one of ``own_principals``.
+    """
+    raw_identity = record.get("userIdentity")
+    identity: dict[str, Any] = raw_identity if isinstance(raw_identity, dict) else {}
+
+    def text(name: str) -> str:
+        value = identity.get(name)
+        return value if isinstance(value, str) else ""
+
+    kind = text("type")
+    user = text("userName")
+    principal = text("principalId")
+    own = False
+    if kind == "assumed-role":
+        # Exact role names only: "tlsguard-fc-role-dev" is somebody else's role, not ours.
+        names = {user.split(":", 1)[0], principal.split(":", 1)[0], _role_from_arn(text("arn"))} - {""}
+        own = any(p in names for p in own_principals)
+    actor = f"{kind}:{user or principal or text('accessKeyId')}".strip(":")
+    return Trigger("event", str(record.get("eventId", "")), actor, own, str(record.get("eventName", "")))
+
+
+def _role_from_arn(arn: str) -> str:
+    """``acs:ram::<account>:assumed-role/<role>/<session>`` → ``<role>`` (empty when not such an ARN)."""
+    resource = arn.split(":", 4)[-1] if arn.count(":") >= 4 else ""
+    parts = resource.split("/")
+    return parts[1] if len(parts) >= 2 and parts[0] == "assumed-role" else ""
 
 
 def _bucket_of(record: dict[str, Any]) -> str:

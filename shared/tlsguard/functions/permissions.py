@@ -1,8 +1,9 @@
-"""The registry of cloud API operations tlsguard's code can call, and the RAM action (and resource) of each.
+"""The RAM action (and resource) of every cloud operation tlsguard can call, and the operations it needs.
 
-``deploy/ram-policy.json`` is derived from this registry for the operations the deployed functions can reach
-(``python deploy/ram_policy.py``, which scans the code); tests/functions/test_ram_policy.py runs the same scan and
-fails when the registry or the policy misses an operation the code calls, or the policy grants one not needed.
+``deploy/ram-policy.json`` is generated from the check registry (each check's facets declare the operations they
+read and write with) plus the platform's own operations (discovery, the state bucket, fan-out):
+``python deploy/generate.py``. tests/functions/test_ram_policy.py cross-checks it against a scan of the code the
+functions can reach, so a check that declares an operation the code never calls (or the reverse) fails a test.
 
 Action spellings: OSS https://www.alibabacloud.com/help/en/oss/user-guide/ram-policy-overview (GetBucketTags is
 authorised by ``oss:GetBucketTagging``, ListObjectsV2 by ``oss:ListObjects``), CDN and CAS per the API pages' RAM
@@ -45,6 +46,7 @@ OPERATIONS: dict[tuple[str, str], Permission] = {
     ("oss", "PutObject"): Permission("oss:PutObject", STATE_RESOURCE),
     ("oss", "GetObject"): Permission("oss:GetObject", STATE_RESOURCE),
     ("oss", "ListObjectsV2"): Permission("oss:ListObjects", STATE_BUCKET_RESOURCE),
+    ("oss", "DeleteObject"): Permission("oss:DeleteObject", STATE_RESOURCE),
     ("oss", "ListCname"): Permission("oss:ListCname", ALL_BUCKETS),
     # Binding a CAS certificate: OSS reads it from CAS as the caller (alibaba-api-facts.md §10).
     ("oss", "PutCname"): Permission("oss:PutCname", ALL_BUCKETS, also=(
@@ -70,6 +72,27 @@ MODULE_SERVICES: dict[str, str] = {
     "tlsguard.adapters.cas": "cas",
     "tlsguard.functions.runtime": "fc",
 }
+
+
+#: What the platform itself calls, whatever the checks: finding targets, the state bucket, the sweep's fan-out.
+PLATFORM_OPERATIONS: frozenset[tuple[str, str]] = frozenset({
+    ("oss", "ListBuckets"), ("oss", "GetBucketTags"),  # discovery; tags select the policy's rules
+    ("oss", "ListCname"),  # custom-domain discovery
+    ("cdn", "DescribeUserDomains"),  # CDN domain discovery
+    ("oss", "PutObject"), ("oss", "GetObject"), ("oss", "ListObjectsV2"), ("oss", "DeleteObject"),  # state bucket
+    ("fc", "InvokeFunction"),  # the sweep's fan-out to tlsguard-check
+})
+
+
+def needed_operations() -> set[tuple[str, str]]:
+    """Every operation the deployed functions need: each check's reads and fixes, plus the platform's own."""
+    from tlsguard.checks import REGISTRY
+
+    needed = set(PLATFORM_OPERATIONS)
+    for check in REGISTRY.checks.values():
+        for kind in check.kinds:
+            needed |= check.read_operations(kind) | check.write_operations(kind)
+    return needed
 
 
 def grants(operations: set[tuple[str, str]]) -> set[tuple[str, str]]:

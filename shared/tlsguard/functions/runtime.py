@@ -1,9 +1,9 @@
-"""Per-invocation wiring: the role's credentials, the policy, the engine, and FC 3.0 fan-out.
+"""Per-invocation wiring: the role's credentials, the policy, the ports (reused while warm), and FC 3.0 fan-out.
 
 Credentials come from ``context.credentials`` (python3.10) or the ``ALIBABA_CLOUD_*`` variables (python3.12,
 which dropped ``context.credentials``; https://www.alibabacloud.com/help/en/functioncompute/fc-3-0/user-guide/context-1)
 and are wired explicitly into every SDK client: neither SDK reads those variable names by itself. They are read
-on every invocation; the engine (and its SDK clients) is reused on a warm instance only while they are unchanged.
+on every invocation; the SDK clients are reused on a warm instance only while they are unchanged.
 
 With ``TLSGUARD_LOCALCLOUD`` set (localcloud only), endpoints come from localcloud's endpoints file while the
 credentials are still the function role's STS keys, exactly as in the cloud.
@@ -16,18 +16,16 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
 from tlsguard import settings
 from tlsguard.errors import ConfigError, Transient
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
-
     from tlsguard.adapters.oss import OssConnection
-    from tlsguard.engine import Engine
-    from tlsguard.policy.model import EncryptionPolicy, Policy, RawHttpsConfig
-    from tlsguard.ports import BucketRef, OssPort
+    from tlsguard.model import Mode
+    from tlsguard.policy.model import Policy
+    from tlsguard.wiring import Wiring
 
 #: Defaults for the settings the function set adds (names in tlsguard.settings).
 DEFAULT_FANOUT_THRESHOLD = 200
@@ -165,131 +163,44 @@ def load_policy_for(connection: OssConnection) -> Policy:
         return policy
 
 
-# -- transient-error bookkeeping --------------------------------------------------------------------------------
-class TransientWatch:
-    """An OssPort that remembers which buckets saw a Transient error (after the adapter's own retries).
+# -- wiring ----------------------------------------------------------------------------------------------------
+_wiring_lock = threading.Lock()
+_wiring_cache: dict[tuple[Any, ...], Wiring] = {}
 
-    The engine turns every CloudError into a FAILED result so one bucket never sinks a sweep; the handler uses
-    this record to raise afterwards when a failure was transient, so that FC's async retry applies.
+
+def wire(context: Any, *, concurrency: int | None = None) -> Wiring:
+    """This invocation's wiring, around SDK clients reused on a warm instance while credentials and policy hold.
+
+    One live set of clients per instance: expired credentials are never reused.
     """
-
-    def __init__(self, inner: OssPort) -> None:
-        self.inner = inner
-        self._lock = threading.Lock()
-        self.transient: dict[str, str] = {}
-
-    def _note(self, resource: str, exc: Transient) -> None:
-        with self._lock:
-            self.transient[resource] = exc.describe()
-
-    def _guard(self, resource: str, call: Any, *args: Any) -> Any:
-        try:
-            return call(*args)
-        except Transient as exc:
-            self._note(resource, exc)
-            raise
-
-    def list_buckets(self, prefix: str = "") -> Iterator[BucketRef]:
-        return self.inner.list_buckets(prefix)
-
-    def get_bucket_tags(self, bucket: BucketRef) -> dict[str, str]:
-        return cast("dict[str, str]", self._guard(bucket.name, self.inner.get_bucket_tags, bucket))
-
-    def get_https_config(self, bucket: BucketRef) -> RawHttpsConfig:
-        return cast("RawHttpsConfig", self._guard(bucket.name, self.inner.get_https_config, bucket))
-
-    def put_https_config(self, bucket: BucketRef, config: RawHttpsConfig) -> None:
-        self._guard(bucket.name, self.inner.put_https_config, bucket, config)
-
-    def get_policy(self, bucket: BucketRef) -> str | None:
-        return cast("str | None", self._guard(bucket.name, self.inner.get_policy, bucket))
-
-    def put_policy(self, bucket: BucketRef, text: str) -> None:
-        self._guard(bucket.name, self.inner.put_policy, bucket, text)
-
-    def delete_policy(self, bucket: BucketRef) -> None:
-        self._guard(bucket.name, self.inner.delete_policy, bucket)
-
-    def get_encryption(self, bucket: BucketRef) -> EncryptionPolicy | None:
-        return cast("EncryptionPolicy | None", self._guard(bucket.name, self.inner.get_encryption, bucket))
-
-    def put_encryption(self, bucket: BucketRef, rule: EncryptionPolicy) -> None:
-        self._guard(bucket.name, self.inner.put_encryption, bucket, rule)
-
-    def put_object_if_absent(self, bucket: str, key: str, body: bytes) -> bool:
-        return bool(self._guard(_journal_bucket(key), self.inner.put_object_if_absent, bucket, key, body))
-
-    def get_object(self, bucket: str, key: str) -> bytes | None:
-        return cast("bytes | None", self._guard(_journal_bucket(key), self.inner.get_object, bucket, key))
-
-    def list_objects(self, bucket: str, prefix: str) -> Iterator[str]:
-        return self.inner.list_objects(bucket, prefix)
-
-
-def _journal_bucket(key: str) -> str:
-    """State-bucket keys name the bucket they concern (``.../journal/<bucket>/...``); events are run-wide."""
-    parts = key.split("/")
-    return parts[parts.index("journal") + 1] if "journal" in parts[:-1] else "*"
-
-
-# -- engine ----------------------------------------------------------------------------------------------------
-@dataclass
-class Wired:
-    """One invocation's engine, its transient-error record, the policy and the OSS connection."""
-
-    engine: Engine
-    watch: TransientWatch
-    policy: Policy
-    connection: OssConnection
-
-
-_engine_lock = threading.Lock()
-_engine_cache: dict[tuple[Any, ...], Engine] = {}
-
-
-def wire(context: Any, *, concurrency: int | None = None) -> Wired:
-    """A fresh engine for this invocation around SDK clients reused while credentials and policy are unchanged.
-
-    The adapter (SDK clients, connection pool, rate limiter) and the notifier are kept on a warm instance; the
-    engine, its state store and the :class:`TransientWatch` are per invocation, so concurrent invocations in one
-    instance never share error bookkeeping.
-    """
-    from tlsguard.engine import Engine
-    from tlsguard.policy.model import Mode
-    from tlsguard.state import OssStateStore
-    from tlsguard.wiring import build_engine
+    from tlsguard.wiring import build
 
     creds = credentials_from(context)
     connection = oss_connection(context, creds)
     policy = load_policy_for(connection)
-    mode_text = settings.env(settings.MODE)
-    mode = Mode(mode_text) if mode_text else None
     workers = concurrency or int_setting(settings.CONCURRENCY, settings.DEFAULT_CONCURRENCY)
-    key = (connection, id(policy), mode, workers)
-    with _engine_lock:
-        base = _engine_cache.get(key)
-        if base is None:
-            base = build_engine(policy, connection=connection, mode=mode, concurrency=workers)
-            _engine_cache.clear()  # one live set of clients per instance: expired credentials are never reused
-            _engine_cache[key] = base
-    watch = TransientWatch(base.oss)
-    state = OssStateStore(watch, policy.state_bucket, policy.state_prefix) if policy.state_bucket else None
-    engine = Engine(watch, policy, state=state, notifier=base.notifier, clock=base.clock,
-                    mode_override=base.mode_override)
-    return Wired(engine, watch, policy, connection)
+    key = (connection, id(policy), workers)
+    with _wiring_lock:
+        wiring = _wiring_cache.get(key)
+        if wiring is None:
+            wiring = build(policy, localcloud=localcloud_endpoints(), connection=connection, concurrency=workers)
+            _wiring_cache.clear()
+            _wiring_cache[key] = wiring
+    return wiring
+
+
+def mode_override() -> Mode | None:
+    from tlsguard.model import Mode
+
+    text = settings.env(settings.MODE)
+    try:
+        return Mode(text) if text else None
+    except ValueError:
+        raise ConfigError(f"{settings.MODE}={text!r} is not one of enforce, alert, dry-run") from None
 
 
 def int_setting(name: str, default: int) -> int:
-    raw = settings.env(name)
-    if raw is None:
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ConfigError(f"{name}={raw!r} is not an integer") from None
-    if value < 1:
-        raise ConfigError(f"{name} must be at least 1")
-    return value
+    return settings.integer(name, default)
 
 
 # -- fan-out -----------------------------------------------------------------------------------------------------
@@ -344,99 +255,3 @@ class FcInvoker:
             raise Transient(message, **kwargs) from exc
         headers = response.headers or {}
         return str(headers.get("x-fc-request-id", ""))
-
-
-# -- CDN HTTPS posture (on_change for CDN events) ------------------------------------------------------------------
-_cert_policy_cache: dict[str, tuple[float, Any]] = {}
-
-
-def certificates_section(connection: OssConnection) -> dict[str, Any] | None:
-    """The ``certificates:`` section of ``TLSGUARD_CERT_POLICY`` (None when the variable is not set).
-
-    Read from a packaged file (cached by modification time) or ``oss://bucket/key`` (cached 60 s); the certificate
-    engineer's readers turn it into a CdnHttpsPolicy (``cdn_https``) and a CertPolicy (renewal settings).
-    """
-    import yaml
-
-    source = settings.env(settings.CERT_POLICY)
-    if not source:
-        return None
-    now = time.monotonic()
-    cached = _cert_policy_cache.get(source)
-    if source.startswith("oss://"):
-        if cached is not None and now - cached[0] < POLICY_TTL_SECONDS:
-            return dict(cached[1])
-        bucket, _, key = source[len("oss://"):].partition("/")
-        from tlsguard.adapters.oss import AliyunOss
-
-        body = AliyunOss(connection).get_object(bucket, key) if bucket and key else None
-        if body is None:
-            raise ConfigError(f"{settings.CERT_POLICY}={source!r}: no such object")
-        text, stamp = body.decode("utf-8"), now
-    else:
-        path = Path(source)
-        try:
-            stamp = path.stat().st_mtime
-            if cached is not None and cached[0] == stamp:
-                return dict(cached[1])
-            text = path.read_text()
-        except OSError as exc:
-            raise ConfigError(f"cannot read the certificates policy file: {exc}", file=source) from exc
-    try:
-        document = yaml.safe_load(text) or {}
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"not YAML: {exc}", file=source) from exc
-    section = document.get("certificates") if isinstance(document, dict) else None
-    if section is not None and not isinstance(section, dict):
-        raise ConfigError("certificates must be a mapping", file=source)
-    result: dict[str, Any] = section or {}
-    _cert_policy_cache[source] = (stamp, result)
-    return result
-
-
-def cdn_adapter(context: Any, creds: RoleCredentials) -> Any:
-    """The CDN adapter (aliyun-python-sdk-core, RPC 2018-05-10) with the role's STS keys."""
-    from tlsguard.adapters.cdn import AliyunCdn
-    from tlsguard.certs._rpc import RpcConnection
-
-    endpoints = localcloud_endpoints()
-    if endpoints is not None and endpoints.get("cdn"):
-        connection = RpcConnection(region=str(endpoints.get("region") or region_of(context)),
-                                   access_key_id=creds.access_key_id, access_key_secret=creds.access_key_secret,
-                                   security_token=creds.security_token, domain=str(endpoints["cdn"]),
-                                   protocol="http")
-    else:
-        connection = RpcConnection(region=region_of(context), access_key_id=creds.access_key_id,
-                                   access_key_secret=creds.access_key_secret, security_token=creds.security_token)
-    return AliyunCdn(connection)
-
-
-def cert_sources(context: Any, creds: RoleCredentials, wired: Wired) -> Any:
-    """The certificate use cases' sources with the role's keys: OSS (reused), CNAME, CDN, CAS, live handshakes.
-
-    localcloud: RPC services over plain HTTP on loopback, handshakes to its TLS plane, its CA bundle as the trust
-    store. Real: public endpoints over HTTPS, handshakes to each domain on 443, certifi's roots.
-    """
-    from tlsguard.adapters.cas import AliyunCas
-    from tlsguard.adapters.oss_cname import AliyunOssCname
-    from tlsguard.certs._rpc import RpcConnection
-    from tlsguard.certs.chain import load_trust_store
-    from tlsguard.certs.collect import CertSources
-
-    endpoints = localcloud_endpoints()
-    oss = wired.engine.oss.inner if isinstance(wired.engine.oss, TransientWatch) else wired.engine.oss
-    adapter = cast("Any", oss)
-    region = region_of(context)
-    if endpoints is not None:
-        cas = RpcConnection(region=str(endpoints.get("region") or region), access_key_id=creds.access_key_id,
-                            access_key_secret=creds.access_key_secret, security_token=creds.security_token,
-                            domain=str(endpoints.get("cas") or ""), protocol="http")
-        sources = CertSources(trust=load_trust_store(endpoints.get("ca_bundle")), oss=adapter,
-                              cname=AliyunOssCname(adapter), cdn=cdn_adapter(context, creds), cas=AliyunCas(cas))
-        if endpoints.get("tls_port"):
-            sources.live_connect = (str(endpoints.get("host") or "127.0.0.1"), int(endpoints["tls_port"]))
-        return sources
-    cas = RpcConnection(region=region, access_key_id=creds.access_key_id, access_key_secret=creds.access_key_secret,
-                        security_token=creds.security_token)
-    return CertSources(trust=load_trust_store(None), oss=adapter, cname=AliyunOssCname(adapter),
-                       cdn=cdn_adapter(context, creds), cas=AliyunCas(cas))

@@ -15,21 +15,23 @@ from pathlib import Path
 from typing import Any
 
 from tlsguard.errors import ConfigError
+from tlsguard.model import Mode, TargetKind, TargetRef
 from tlsguard.policy.model import (
+    DEFAULT_PROPAGATION_SECONDS,
     MODERN_VERSIONS,
-    CheckId,
+    AlertSettings,
     CipherMode,
     CipherPolicy,
     Desired,
     EncryptionAlgorithm,
     EncryptionPolicy,
     Guard,
-    Mode,
     Policy,
     Posture,
     Rule,
     Selector,
     TlsVersion,
+    VerifySettings,
     Waiver,
     WebhookSettings,
 )
@@ -227,14 +229,31 @@ def _build(data: dict[str, Any], located: _Located) -> Policy:
             expires = dt.date.fromisoformat(raw["expires"])
         except ValueError as exc:
             raise located.error(f"invalid date {raw['expires']!r}", ("waivers", index, "expires")) from exc
-        waivers.append(Waiver(raw["bucket"], raw["reason"], expires,
-                              frozenset(CheckId(c) for c in raw.get("checks", ()))))
+        waivers.append(Waiver(raw.get("target") or raw["bucket"], raw["reason"], expires,
+                              frozenset(_canonical_check(c) for c in raw.get("checks", ())),
+                              frozenset(TargetKind(k) for k in raw.get("kinds", ()))))
     guard_raw = data.get("guard", {})
     guard = Guard(
         max_remediations=guard_raw.get("max_remediations", Guard.max_remediations),
         window_minutes=guard_raw.get("window_minutes", Guard.window_minutes),
         own_principals=tuple(guard_raw.get("own_principals", Guard.own_principals)),
     )
+    from tlsguard.certs.policy import cdn_policy_from_mapping, cert_policy_from_mapping
+
+    certificates = data.get("certificates") or {}
+    try:
+        cert_policy = cert_policy_from_mapping(certificates, source=located.file)
+        cdn_policy = cdn_policy_from_mapping(certificates.get("cdn_https"), source=located.file)
+    except ConfigError as exc:
+        path = ("certificates", *[p for p in exc.field.split(".")[1:] if p])
+        raise located.error(exc.reason, path) from None
+    verify_raw = data.get("verify", {})
+    default_window = float(verify_raw.get("propagation_minutes", DEFAULT_PROPAGATION_SECONDS / 60)) * 60
+    windows = {kind: float(verify_raw.get("per_kind", {}).get(kind.value, default_window / 60)) * 60
+               for kind in TargetKind}
+    verify = VerifySettings(windows, int(verify_raw.get("attempts_before_alert", 3)))
+    alerts_raw = data.get("alerts", {})
+    alert_settings = AlertSettings(tuple(sorted(float(h) for h in alerts_raw.get("reminder_hours", (24, 72, 168)))))
     webhook = None
     if "webhook" in data.get("alerts", {}):
         raw_hook = data["alerts"]["webhook"]
@@ -245,8 +264,15 @@ def _build(data: dict[str, Any], located: _Located) -> Policy:
         defaults=defaults, mode=Mode(data.get("mode", "enforce")), rules=tuple(rules), waivers=tuple(waivers),
         state_bucket=state.get("bucket", ""), state_prefix=state.get("prefix", "tlsguard/"), guard=guard,
         rate_limits=tuple(sorted((k, float(v)) for k, v in data.get("rate_limits", {}).items())),
-        webhook=webhook, source=located.file,
+        webhook=webhook, source=located.file, certificates=cert_policy, cdn_https=cdn_policy, verify=verify,
+        alerts=alert_settings,
     )
+
+
+def _canonical_check(check_id: str) -> str:
+    from tlsguard.checks import REGISTRY
+
+    return REGISTRY.canonical(check_id)
 
 
 def selector_matches(selector: Selector, bucket: str, region: str, tags: dict[str, str] | None) -> bool:
@@ -262,35 +288,42 @@ def selector_matches(selector: Selector, bucket: str, region: str, tags: dict[st
     return True
 
 
-def resolve(policy: Policy, bucket: str, region: str, tags: dict[str, str] | None, today: dt.date,
-            mode_override: Mode | None = None) -> tuple[Desired, str]:
-    """The desired state for one bucket, and a refusal reason if the combined rules break a guardrail."""
-    posture = policy.defaults
+def resolve(policy: Policy, target: TargetRef, tags: dict[str, str] | None, today: dt.date,
+            mode_override: Mode | None = None) -> Desired:
+    """The desired state of one target (rules select buckets; domains take the certificates section)."""
     mode = policy.mode
     names: list[str] = []
-    insecure_ok = False
-    for rule in policy.rules:
-        if selector_matches(rule.selector, bucket, region, tags):
-            posture = overlay(posture, rule.posture)
-            mode = rule.mode or mode
-            names.append(rule.name)
-            insecure_ok = insecure_ok or bool(rule.allow_insecure_reason)
+    posture = Posture()
+    refusal = ""
+    if target.kind is TargetKind.OSS_BUCKET:
+        posture = policy.defaults
+        insecure_ok = False
+        for rule in policy.rules:
+            if selector_matches(rule.selector, target.name, target.region, tags):
+                posture = overlay(posture, rule.posture)
+                mode = rule.mode or mode
+                names.append(rule.name)
+                insecure_ok = insecure_ok or bool(rule.allow_insecure_reason)
+        if not insecure_ok:
+            problems = guardrail_problems(posture)
+            if problems:
+                refusal = "combined rules break a guardrail: " + "; ".join(f"{f}: {p}" for f, p in problems)
     if mode_override is not None:
         mode = mode_override
-    waived: list[tuple[CheckId, str]] = []
-    expired: list[tuple[CheckId | None, str, dt.date]] = []
+    waived: list[tuple[str, str]] = []
+    expired: list[str] = []
     for waiver in policy.waivers:
-        if not fnmatch.fnmatchcase(bucket, waiver.bucket):
+        if waiver.kinds and target.kind not in waiver.kinds:
             continue
-        checks = list(waiver.checks) or list(CheckId)
+        if not fnmatch.fnmatchcase(target.name, waiver.target):
+            continue
+        checks = sorted(waiver.checks) or ["*"]
         if waiver.active(today):
             waived.extend((check, waiver.reason) for check in checks)
         else:
-            expired_checks: list[CheckId | None] = list(waiver.checks) or [None]
-            expired.extend((check, waiver.reason, waiver.expires) for check in expired_checks)
-    refusal = ""
-    if not insecure_ok:
-        problems = guardrail_problems(posture)
-        if problems:
-            refusal = "combined rules break a guardrail: " + "; ".join(f"{f}: {p}" for f, p in problems)
-    return Desired(bucket, region, posture, mode, tuple(names), tuple(waived), tuple(expired)), refusal
+            label = ", ".join(sorted(waiver.checks)) or "all checks"
+            expired.append(f"{label}: {waiver.reason} (expired {waiver.expires.isoformat()})")
+    is_domain = target.kind is not TargetKind.OSS_BUCKET
+    return Desired(target, mode, posture, policy.certificates if is_domain else None,
+                   policy.cdn_https if target.kind is TargetKind.CDN_DOMAIN else None, tuple(names), tuple(waived),
+                   tuple(expired), refusal, policy.verify.window(target.kind))

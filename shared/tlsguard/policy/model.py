@@ -1,4 +1,4 @@
-"""The desired-state model and the normalised actual state: frozen dataclasses and ``str`` Enums, no I/O."""
+"""The policy model: desired posture per kind of target, rules, waivers, guardrails; frozen, no I/O."""
 
 from __future__ import annotations
 
@@ -6,8 +6,15 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import TYPE_CHECKING
 
+from tlsguard.certs.model import CertPolicy
+from tlsguard.model import Mode, TargetKind, TargetRef
+
 if TYPE_CHECKING:
     import datetime as dt
+
+
+#: OSS and CDN document that TLS and certificate changes take effect "within 30 minutes".
+DEFAULT_PROPAGATION_SECONDS = 30 * 60.0
 
 
 class TlsVersion(str, Enum):
@@ -32,37 +39,6 @@ class EncryptionAlgorithm(str, Enum):
     AES256 = "AES256"
     KMS = "KMS"
     SM4 = "SM4"
-
-
-class Mode(str, Enum):
-    ENFORCE = "enforce"
-    ALERT = "alert"
-    DRY_RUN = "dry-run"
-
-
-class CheckId(str, Enum):
-    """The closed set of checks. Each maps to one part of the bucket's posture."""
-
-    TLS_VERSIONS = "oss_tls_versions"
-    CIPHER_SUITES = "oss_cipher_suites"
-    HTTPS_ONLY = "oss_https_only"
-    DEFAULT_ENCRYPTION = "oss_default_encryption"
-
-
-class Severity(str, Enum):
-    LOW = "LOW"
-    MEDIUM = "MEDIUM"
-    HIGH = "HIGH"
-
-
-class Outcome(str, Enum):
-    """How each target ends a run; exactly one per bucket."""
-
-    COMPLIANT = "compliant"
-    DRIFTED = "drifted"
-    REMEDIATED = "remediated"
-    REFUSED = "refused"
-    FAILED = "failed"
 
 
 @dataclass(frozen=True)
@@ -108,16 +84,23 @@ class EncryptionPolicy:
 
 @dataclass(frozen=True)
 class Waiver:
-    bucket: str
+    """Accepted drift: checks (empty: every check) of targets named by a glob, until an expiry date."""
+
+    target: str  # glob on the target name (a bucket or a domain)
     reason: str
     expires: dt.date
-    checks: frozenset[CheckId] = frozenset()  # empty: every check
+    checks: frozenset[str] = frozenset()  # empty: every check
+    kinds: frozenset[TargetKind] = frozenset()  # empty: every kind
+
+    @property
+    def bucket(self) -> str:  # the policy file's original spelling
+        return self.target
 
     def active(self, today: dt.date) -> bool:
         """A waiver applies up to and including its expiry date."""
         return today <= self.expires
 
-    def covers(self, check: CheckId) -> bool:
+    def covers(self, check: str) -> bool:
         return not self.checks or check in self.checks
 
 
@@ -173,8 +156,46 @@ class WebhookSettings:
 
 
 @dataclass(frozen=True)
+class CdnHttpsPolicy:
+    """Desired HTTPS posture of CDN domains (``certificates.cdn_https``). ``None`` fields are not managed."""
+
+    https_force: bool | None = None
+    https_rewrite: str = "301"
+    hsts: bool | None = None
+    hsts_max_age: int = 5184000
+    hsts_include_subdomains: bool = False
+    tls_versions: tuple[str, ...] | None = None  # e.g. ("TLSv1.2", "TLSv1.3")
+    cipher_suite_group: str | None = None  # all | strict | custom
+    cipher_suites: tuple[str, ...] = ()  # IANA names, for custom
+
+    @property
+    def managed(self) -> bool:
+        return self.https_force is not None or self.hsts is not None or self.tls_versions is not None or \
+            self.cipher_suite_group is not None
+
+
+@dataclass(frozen=True)
+class VerifySettings:
+    """Live verification: how long a change takes to reach the endpoints, and when to give up on a probe."""
+
+    propagation_seconds: dict[TargetKind, float] = field(default_factory=lambda: {
+        kind: DEFAULT_PROPAGATION_SECONDS for kind in TargetKind})
+    attempts_before_alert: int = 3
+
+    def window(self, kind: TargetKind) -> float:
+        return self.propagation_seconds.get(kind, DEFAULT_PROPAGATION_SECONDS)
+
+
+@dataclass(frozen=True)
+class AlertSettings:
+    """Reminders for problems that stay open (hours after first alert); certificate expiry uses its own ladder."""
+
+    reminder_hours: tuple[float, ...] = (24.0, 72.0, 168.0)
+
+
+@dataclass(frozen=True)
 class Policy:
-    """A loaded, validated policy file."""
+    """A loaded, validated policy file: the desired posture of every kind of target."""
 
     defaults: Posture
     mode: Mode
@@ -186,6 +207,10 @@ class Policy:
     rate_limits: tuple[tuple[str, float], ...] = ()
     webhook: WebhookSettings | None = None
     source: str = ""
+    certificates: CertPolicy = field(default_factory=CertPolicy)
+    cdn_https: CdnHttpsPolicy = field(default_factory=CdnHttpsPolicy)
+    verify: VerifySettings = field(default_factory=VerifySettings)
+    alerts: AlertSettings = field(default_factory=AlertSettings)
 
     @property
     def needs_tags(self) -> bool:
@@ -194,19 +219,30 @@ class Policy:
 
 @dataclass(frozen=True)
 class Desired:
-    """The resolved desired state for one bucket: posture, mode, the rules that shaped it, and waivers."""
+    """The resolved desired state of one target: its posture, mode, the rules that shaped it, and waivers.
 
-    bucket: str
-    region: str
-    posture: Posture
+    ``posture`` applies to buckets; ``certs`` to custom domains and CDN domains; ``cdn`` to CDN domains.
+    ``refusal`` is set when the combined rules break a guardrail (nothing is written then).
+    """
+
+    target: TargetRef
     mode: Mode
+    posture: Posture = field(default_factory=Posture)
+    certs: CertPolicy | None = None
+    cdn: CdnHttpsPolicy | None = None
     rules: tuple[str, ...] = ()
-    waived: tuple[tuple[CheckId, str], ...] = ()  # (check, reason) of active waivers
-    expired_waivers: tuple[tuple[CheckId | None, str, dt.date], ...] = ()  # (check or None=all, reason, expiry)
+    waived: tuple[tuple[str, str], ...] = ()  # (check, reason) of active waivers
+    expired_waivers: tuple[str, ...] = ()
+    refusal: str = ""
+    propagation_seconds: float = DEFAULT_PROPAGATION_SECONDS
 
-    def waiver_for(self, check: CheckId) -> str | None:
+    @property
+    def bucket(self) -> str:
+        return self.target.name
+
+    def waiver_for(self, check: str) -> str | None:
         for waived_check, reason in self.waived:
-            if waived_check is check:
+            if waived_check == check or waived_check == "*":
                 return reason
         return None
 
@@ -256,61 +292,3 @@ class RawHttpsConfig:
                 custom_tls13=tuple(cipher.get("custom_tls13") or ()),
             )
         return result
-
-
-@dataclass(frozen=True)
-class ActualState:
-    """What the bucket has now. ``policy_text`` is the raw bucket policy JSON (None: no policy)."""
-
-    bucket: str
-    region: str
-    https: RawHttpsConfig | None = None
-    policy_text: str | None = None
-    encryption: EncryptionPolicy | None = None
-    read_https: bool = False
-    read_policy: bool = False
-    read_encryption: bool = False
-
-
-@dataclass(frozen=True)
-class Finding:
-    """One difference between desired and actual state."""
-
-    bucket: str
-    region: str
-    check: CheckId
-    desired: str
-    actual: str
-    severity: Severity
-    waived: str = ""  # the waiver's reason when an active waiver covers this finding
-
-    def to_dict(self) -> dict[str, object]:
-        return {"bucket": self.bucket, "region": self.region, "check": self.check.value, "desired": self.desired,
-                "actual": self.actual, "severity": self.severity.value, "waived": self.waived or None}
-
-
-class ActionKind(str, Enum):
-    PUT_HTTPS_CONFIG = "put_https_config"
-    PUT_POLICY = "put_policy"
-    PUT_ENCRYPTION = "put_encryption"
-
-
-@dataclass(frozen=True)
-class Action:
-    """One write: the whole new document for one API, the before-state it replaces, and why."""
-
-    kind: ActionKind
-    checks: tuple[CheckId, ...]
-    before: object  # RawHttpsConfig | str | EncryptionPolicy | None
-    after: object
-
-
-@dataclass(frozen=True)
-class RemediationPlan:
-    bucket: str
-    region: str
-    actions: tuple[Action, ...] = ()
-
-    @property
-    def empty(self) -> bool:
-        return not self.actions

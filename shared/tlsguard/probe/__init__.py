@@ -19,7 +19,7 @@ from tlsguard.probe.policy import (
     effect_status,
     evaluate,
 )
-from tlsguard.probe.probe import ProbeOptions, probe, probe_many
+from tlsguard.probe.probe import ProbeOptions, probe, probe_ciphers, probe_many
 
 __all__ = [
     "DEFAULT_PROPAGATION_WINDOW_SECONDS",
@@ -43,5 +43,6 @@ __all__ = [
     "effect_status",
     "evaluate",
     "probe",
+    "probe_ciphers",
     "probe_many",
 ]

@@ -241,6 +241,19 @@ def probe(target: ProbeTarget, policy: TlsPolicy | None = None, options: ProbeOp
                        time.monotonic() - started)
 
 
+def probe_ciphers(target: ProbeTarget, policy: TlsPolicy, accepted: dict[str, str | None],
+                  options: ProbeOptions | None = None) -> tuple[tuple[CipherCheck, ...], int]:
+    """Only the cipher half of :func:`probe`, for versions a version probe already found accepted (with the suite
+    each chose): one connection per constrained version and round. Returns the checks and the connections made."""
+    session = _Session(target, options or ProbeOptions())
+    checks: list[CipherCheck] = []
+    for version, seen in accepted.items():
+        disallowed = policy.ciphers.disallowed_for(version) if policy.ciphers is not None else ()
+        if disallowed:
+            checks.append(_enumerate_disallowed(session, version, disallowed, seen))
+    return tuple(checks), session.connections
+
+
 def probe_many(targets: Iterable[ProbeTarget], policy: TlsPolicy | None = None, options: ProbeOptions | None = None,
                *, concurrency: int = 64,
                on_report: Callable[[ProbeReport], None] | None = None) -> list[ProbeReport]:

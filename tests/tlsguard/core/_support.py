@@ -1,23 +1,46 @@
-"""Helpers and the ``fleet`` fixture for the core's integration tests (policies, engines, outsider clients)."""
+"""Helpers and the ``fleet`` fixture for the core's integration tests: bucket seeds, policies, lifecycle runs over
+buckets, and what localcloud holds afterwards (bucket state, write events, the state bucket's journal)."""
 
 from __future__ import annotations
 
-import dataclasses
-import textwrap
+import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+import jsonschema
 import pytest
-from tlsguard.adapters.oss import AliyunOss, OssConnection, connection_from_endpoint_data
-from tlsguard.engine import Engine
-from tlsguard.policy.loader import load_policy
-from tlsguard.retry import RetryPolicy
-from tlsguard.wiring import build_engine
+from tlsguard import runs
+from tlsguard.model import TargetKind, TargetRef
+from tlsguard.ports import BucketRef
 
-ACCOUNT = "1500000000000001"
-ALICE = ("LCTESTUSERKEY0000001", "lc-test-user-secret-0000000000001")
-STATE_BUCKET = "tlsguard-state"
-FAST_RETRY = RetryPolicy(attempts=4, initial_seconds=0.01, max_seconds=0.05, jitter_seconds=0.01)
+from tests.support import (
+    ACCOUNT,
+    ALICE,
+    FAST_RETRY,
+    STATE_BUCKET,
+    connection_for,
+    lifecycle_for,
+    outsider,
+    wiring_for,
+)
+from tests.support import write_policy as _write_policy
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+
+    from tlsguard.lifecycle import Lifecycle
+    from tlsguard.model import TargetResult, Trigger
+
+__all__ = ["ACCOUNT", "ALICE", "BASE_POLICY", "COMPLIANT_HTTPS", "FAST_RETRY", "REGION", "STATE_BUCKET",
+           "bucket_state", "bucket_target", "by_name", "compliant_bucket", "connection_for", "fleet",
+           "https_only_policy", "journal_ids", "lifecycle_for", "outsider", "ref", "report_of", "state_keys",
+           "sweep_buckets", "validate_report", "wiring_for", "write_events", "write_policy"]
+
+REGION = "cn-hangzhou"
+BUCKETS = frozenset({TargetKind.OSS_BUCKET})
+ROOT = Path(__file__).resolve().parents[3]
+REPORT_SCHEMA: dict[str, Any] = json.loads((ROOT / "schemas" / "report.schema.json").read_text())
+REPORT_VALIDATOR = jsonschema.Draft202012Validator(REPORT_SCHEMA, format_checker=jsonschema.FormatChecker())
 
 BASE_POLICY = """
 version: 1
@@ -49,28 +72,36 @@ def compliant_bucket(name: str, **overrides: Any) -> dict[str, Any]:
 
 
 def write_policy(tmp_path: Path, text: str = BASE_POLICY, name: str = "tlsguard.yaml") -> Path:
-    path = tmp_path / name
-    path.write_text(textwrap.dedent(text))
-    return path
+    return _write_policy(tmp_path, text, name)
 
 
-def connection_for(endpoints: dict[str, Any], key: tuple[str, str] | None = None, token: str = "") -> OssConnection:
-    """How the CLI connects with ``--localcloud`` (HTTPS through the TLS plane), optionally with other keys."""
-    connection = connection_from_endpoint_data(endpoints)
-    if key is None:
-        return connection
-    return dataclasses.replace(connection, access_key_id=key[0], access_key_secret=key[1], security_token=token)
+def ref(name: str, region: str = REGION) -> BucketRef:
+    """A bucket as the OSS port (and the outsider) addresses it."""
+    return BucketRef(name, region)
 
 
-def engine_for(cloud: Any, policy_path: Path, *, connection: OssConnection | None = None, **kwargs: Any) -> Engine:
-    """An engine exactly as the CLI builds it, against localcloud, with fast retries and localcloud's clock."""
-    return build_engine(load_policy(policy_path), connection=connection or connection_for(cloud.endpoints),
-                        retry=FAST_RETRY, clock=cloud.clock.time, **kwargs)
+def bucket_target(name: str, region: str = REGION) -> TargetRef:
+    """A bucket as the lifecycle addresses it."""
+    return TargetRef.bucket_target(name, region, ACCOUNT)
 
 
-def outsider(cloud: Any) -> AliyunOss:
-    """The RAM user ops-alice, through the same SDK: how drift is introduced in tests."""
-    return AliyunOss(connection_for(cloud.endpoints, ALICE), retry=RetryPolicy(attempts=1))
+def sweep_buckets(lifecycle: Lifecycle, names: Iterable[str] | None = None, *, concurrency: int = 16,
+                  trigger: Trigger | None = None) -> list[TargetResult]:
+    """What the CLI does for buckets: reconcile and list pending verifications once, discover every bucket (or
+    only ``names``), run the lifecycle over them. A listing failure is raised, never an empty fleet."""
+    ctx = lifecycle.ctx
+    runs.start_run(lifecycle)
+    discovery = runs.Discovery()
+    wanted = set(names) if names is not None else None
+    targets = [(t, p) for t, p in runs.discover(ctx, kinds=BUCKETS, report=discovery)
+               if wanted is None or t.name in wanted]
+    if discovery.errors:
+        raise AssertionError(f"discovery failed: {discovery.errors}")
+    return list(runs.sweep(lifecycle, targets, concurrency=concurrency, trigger=trigger))
+
+
+def by_name(results: Iterable[TargetResult]) -> dict[str, TargetResult]:
+    return {r.target.name: r for r in results}
 
 
 @pytest.fixture
@@ -89,11 +120,37 @@ def fleet(cloud: Any) -> Any:
     return seed
 
 
+def validate_report(document: dict[str, Any]) -> dict[str, Any]:
+    """A JSON report, validated against ``schemas/report.schema.json`` (version 2.0)."""
+    REPORT_VALIDATOR.validate(document)
+    assert document["report_version"] == "2.0"
+    return document
+
+
+def report_of(result: Any) -> dict[str, Any]:
+    """The JSON report a CLI invocation printed on stdout, validated against the published schema."""
+    document: dict[str, Any] = json.loads(result.stdout)
+    return validate_report(document)
+
+
 def bucket_state(cloud: Any, name: str) -> dict[str, Any]:
     for bucket in cloud.oss.snapshot()["buckets"]:
         if bucket["name"] == name:
             return dict(bucket)
     raise KeyError(name)
+
+
+def state_keys(cloud: Any, prefix: str = "") -> list[str]:
+    """Keys of the state bucket's objects under ``tlsguard/<prefix>``, sorted."""
+    bucket = cloud.oss.get(STATE_BUCKET)
+    assert bucket is not None
+    return sorted(k for k in bucket.objects if k.startswith("tlsguard/" + prefix))
+
+
+def journal_ids(cloud: Any) -> list[str]:
+    """Ids of the filed journal entries (intent and outcome both written), oldest first per target."""
+    suffix = ".intent.json"
+    return [k[len("tlsguard/journal/"):-len(suffix)] for k in state_keys(cloud, "journal/") if k.endswith(suffix)]
 
 
 def write_events(cloud: Any, since: int = 0, bucket: str | None = None) -> list[dict[str, Any]]:

@@ -5,13 +5,22 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from tlsguard import runs
 from tlsguard.adapters.oss import AliyunOss
-from tlsguard.policy.model import Outcome
+from tlsguard.cli import run_command
+from tlsguard.model import Outcome, TargetKind
 from tlsguard.ports import BucketRef
 from tlsguard.retry import RetryPolicy
 from tlsguard.wiring import oss_connection
 
-from tests.tlsguard.core._support import compliant_bucket, engine_for, outsider, write_policy
+from tests.tlsguard.core._support import (
+    by_name,
+    compliant_bucket,
+    lifecycle_for,
+    outsider,
+    sweep_buckets,
+    write_policy,
+)
 
 DRIFTED = {"tls": {"enable": True, "versions": ["TLSv1.0", "TLSv1.1", "TLSv1.2"]}, "cipher_suite": {"enable": True,
                                                                                      "strong": True}}
@@ -36,7 +45,7 @@ def test_faulty_buckets_fail_with_reasons_and_the_rest_are_remediated(cloud: Any
                      "resource": "bucket-truncated", "remaining": 1})
     garbled = add({"kind": "malformed", "service": "oss", "operation": "GetBucketHttpsConfig",
                    "resource": "bucket-garbled", "remaining": 1})
-    results = {r.bucket: r for r in engine_for(cloud, write_policy(tmp_path)).sweep(apply=True, concurrency=4)}
+    results = by_name(sweep_buckets(lifecycle_for(cloud, write_policy(tmp_path)), concurrency=4))
     assert set(results) == set(names)
     assert results["bucket-ok"].outcome is Outcome.REMEDIATED, results["bucket-ok"].reason
     assert results["bucket-flaky"].outcome is Outcome.REMEDIATED and flaky.hits == 2  # retried through throttling
@@ -51,6 +60,9 @@ def test_faulty_buckets_fail_with_reasons_and_the_rest_are_remediated(cloud: Any
     assert denied.hits == 1  # AccessDenied is never retried
     for name in ("bucket-throttled", "bucket-5xx", "bucket-denied"):
         assert results[name].reason  # every failure says why
+        assert not results[name].actions and not results[name].journal_id  # nothing written on a partial read
+    assert results["bucket-throttled"].retryable and results["bucket-5xx"].retryable
+    assert not results["bucket-denied"].retryable
 
 
 def test_list_buckets_pages_are_streamed(cloud: Any, fleet: Any, endpoints_file: Path) -> None:
@@ -64,17 +76,23 @@ def test_list_buckets_pages_are_streamed(cloud: Any, fleet: Any, endpoints_file:
     assert cloud.stats.snapshot()["oss:ListBuckets"] == 3
 
 
-def test_a_listing_failure_is_an_error_not_a_silent_empty_fleet(cloud: Any, fleet: Any, tmp_path: Path) -> None:
+def test_a_listing_failure_is_an_error_not_a_silent_empty_fleet(cloud: Any, fleet: Any, tmp_path: Path,
+                                                                 endpoints_file: Path) -> None:
     fleet(compliant_bucket("bucket-a"))
     cloud.faults.add_dict({"kind": "error", "service": "oss", "operation": "ListBuckets", "status": 403,
                            "code": "AccessDenied"})
-    engine = engine_for(cloud, write_policy(tmp_path))
-    try:
-        list(engine.sweep(apply=False))
-    except Exception as exc:
-        assert "AccessDenied" in str(getattr(exc, "code", "")) or "AccessDenied" in str(exc)
-    else:
-        raise AssertionError("a failed ListBuckets must not look like an empty fleet")
+    policy = write_policy(tmp_path)
+    # The discovery reports the failure as data ...
+    discovery = runs.Discovery()
+    lifecycle = lifecycle_for(cloud, policy, apply=False)
+    found = list(runs.discover(lifecycle.ctx, kinds=frozenset({TargetKind.OSS_BUCKET}), report=discovery))
+    assert found == []
+    (error,) = discovery.errors
+    assert error.startswith("ListBuckets:") and "AccessDenied" in error
+    # ... and a run over it fails (exit 1) and says why, instead of reporting an empty, compliant fleet
+    report = run_command("plan", str(policy), str(endpoints_file), apply=False, mode=None)
+    assert report.exit_code == 1
+    assert any(e.startswith("ListBuckets:") and "AccessDenied" in e for e in report.errors)
     assert outsider(cloud).get_policy(BucketRef("bucket-a", "cn-hangzhou")) is not None
 
 

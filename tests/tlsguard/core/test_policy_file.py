@@ -7,9 +7,11 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from tlsguard.checks.oss import CIPHER_SUITES, HTTPS_ONLY, TLS_VERSIONS
 from tlsguard.errors import ConfigError
+from tlsguard.model import Mode, TargetRef
 from tlsguard.policy.loader import SCHEMA_PATH, load_policy, parse_policy, resolve
-from tlsguard.policy.model import CheckId, CipherMode, EncryptionAlgorithm, Mode, TlsVersion
+from tlsguard.policy.model import CipherMode, EncryptionAlgorithm, TlsVersion
 
 pytestmark = pytest.mark.unit
 ROOT = Path(__file__).resolve().parents[3]
@@ -21,6 +23,10 @@ defaults:
   cipher_suites: {mode: strong}
   https_only: true
 """
+
+
+def bucket(name: str, region: str = "cn-hangzhou") -> TargetRef:
+    return TargetRef.bucket_target(name, region)
 
 
 def parse(text: str) -> object:
@@ -37,17 +43,17 @@ def test_example_policy_loads_and_resolves() -> None:
     policy = load_policy(ROOT / "examples" / "tlsguard.yaml")
     assert policy.state_bucket == "tlsguard-state"
     today = dt.date(2026, 11, 23)
-    images, refusal = resolve(policy, "acme-prod-images", "cn-hangzhou", {"team": "media"}, today)
-    assert refusal == "" and images.rules == ("media-custom-suites",)
+    images = resolve(policy, bucket("acme-prod-images", "cn-hangzhou"), {"team": "media"}, today)
+    assert images.refusal == "" and images.rules == ("media-custom-suites",)
     assert images.posture.encryption is not None
     assert images.posture.encryption.algorithm is EncryptionAlgorithm.KMS
     assert images.posture.cipher is not None and images.posture.cipher.mode is CipherMode.CUSTOM
     assert images.posture.tls_versions == frozenset({TlsVersion.TLS12, TlsVersion.TLS13})
-    backups, _ = resolve(policy, "acme-prod-backups", "cn-shanghai", {"env": "prod"}, today)
-    assert backups.waiver_for(CheckId.HTTPS_ONLY) and backups.posture.encryption is not None
-    legacy, refusal = resolve(policy, "iot-firmware", "cn-shanghai", {}, today)
-    assert refusal == "" and legacy.mode is Mode.ALERT
-    not_legacy, _ = resolve(policy, "iot-firmware", "cn-beijing", {}, today)
+    backups = resolve(policy, bucket("acme-prod-backups", "cn-shanghai"), {"env": "prod"}, today)
+    assert backups.waiver_for(HTTPS_ONLY) and backups.posture.encryption is not None
+    legacy = resolve(policy, bucket("iot-firmware", "cn-shanghai"), {}, today)
+    assert legacy.refusal == "" and legacy.mode is Mode.ALERT
+    not_legacy = resolve(policy, bucket("iot-firmware", "cn-beijing"), {}, today)
     assert not_legacy.mode is Mode.ENFORCE and not_legacy.rules == ()
 
 
@@ -106,8 +112,8 @@ def test_allow_insecure_with_reason_accepts_the_rule() -> None:
             tls_versions: [TLSv1.0, TLSv1.1]
             allow_insecure: {reason: "old scanners until 2027"}
         """))
-    desired, refusal = resolve(policy, "legacy", "cn-hangzhou", None, dt.date(2026, 1, 1))  # type: ignore[arg-type]
-    assert refusal == ""
+    desired = resolve(policy, bucket("legacy"), None, dt.date(2026, 1, 1))  # type: ignore[arg-type]
+    assert desired.refusal == ""
     assert desired.posture.tls_versions == frozenset({TlsVersion.TLS10, TlsVersion.TLS11})
 
 
@@ -140,12 +146,12 @@ def test_waivers_apply_until_expiry_and_report_when_expired() -> None:
             expires: 2026-06-30
             checks: [oss_cipher_suites]
         """))
-    active, _ = resolve(policy, "legacy-a", "cn-hangzhou", None, dt.date(2026, 6, 30))  # type: ignore[arg-type]
-    assert active.waiver_for(CheckId.CIPHER_SUITES) == "vendor migration"
-    assert active.waiver_for(CheckId.TLS_VERSIONS) is None
-    expired, _ = resolve(policy, "legacy-a", "cn-hangzhou", None, dt.date(2026, 7, 1))  # type: ignore[arg-type]
-    assert expired.waiver_for(CheckId.CIPHER_SUITES) is None
-    assert expired.expired_waivers == ((CheckId.CIPHER_SUITES, "vendor migration", dt.date(2026, 6, 30)),)
+    active = resolve(policy, bucket("legacy-a", "cn-hangzhou"), None, dt.date(2026, 6, 30))  # type: ignore[arg-type]
+    assert active.waiver_for(CIPHER_SUITES) == "vendor migration"
+    assert active.waiver_for(TLS_VERSIONS) is None
+    expired = resolve(policy, bucket("legacy-a", "cn-hangzhou"), None, dt.date(2026, 7, 1))  # type: ignore[arg-type]
+    assert expired.waiver_for(CIPHER_SUITES) is None
+    assert expired.expired_waivers == ("oss.cipher_suites: vendor migration (expired 2026-06-30)",)
 
 
 def test_bad_waiver_date_is_refused() -> None:
@@ -167,11 +173,11 @@ def test_rules_layer_in_order_and_select_by_name_glob_region_tag() -> None:
             encryption: {algorithm: SM4}
         """))
     today = dt.date(2026, 1, 1)
-    desired, _ = resolve(policy, "logs-prod", "cn-shanghai", {"env": "prod"}, today)
+    desired = resolve(policy, bucket("logs-prod", "cn-shanghai"), {"env": "prod"}, today)
     assert desired.rules == ("by-glob", "by-region-and-tag", "by-name")
     assert desired.posture.https_only is False and desired.mode is Mode.ALERT
     assert desired.posture.encryption is not None and desired.posture.encryption.algorithm is EncryptionAlgorithm.SM4
-    other, _ = resolve(policy, "logs-dev", "cn-shanghai", {"env": "dev"}, today)
+    other = resolve(policy, bucket("logs-dev", "cn-shanghai"), {"env": "dev"}, today)
     assert other.rules == ("by-glob",) and other.mode is Mode.ENFORCE
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +11,7 @@ from tlsguard.cli import cli
 from tlsguard.parallel import split_concurrency
 from tlsguard.ratelimit import RateLimiter
 
-from tests.tlsguard.core._support import STATE_BUCKET, bucket_state, compliant_bucket, write_policy
+from tests.tlsguard.core._support import compliant_bucket, journal_ids, report_of, state_keys, write_policy
 
 
 def test_two_worker_processes_remediate_every_drifted_bucket_once(cloud: Any, fleet: Any, tmp_path: Path,
@@ -25,16 +24,26 @@ def test_two_worker_processes_remediate_every_drifted_bucket_once(cloud: Any, fl
     applied = CliRunner().invoke(cli, ["apply", *common, "--json", "--processes", "2", "--concurrency", "4"],
                                  catch_exceptions=False)
     assert applied.exit_code == 0, applied.output
-    report = json.loads(applied.stdout)
+    report = report_of(applied)
     assert report["summary"]["targets"] == 8
     assert report["summary"]["compliant"] == 5 and report["summary"]["remediated"] == 3
-    assert sorted(t["bucket"] for t in report["targets"] if t["outcome"] == "remediated") == \
-        [f"proc-drift-{i}" for i in range(3)]
-    assert bucket_state(cloud, STATE_BUCKET)["objects"] == 3  # one journal entry per remediation, no duplicates
+    remediated = [t for t in report["targets"] if t["outcome"] == "remediated"]
+    assert sorted(t["target"]["name"] for t in remediated) == [f"proc-drift-{i}" for i in range(3)]
+    # one journal entry per remediation, no duplicates, none left open
+    assert sorted(journal_ids(cloud)) == sorted(t["journal_id"] for t in remediated)
+    assert state_keys(cloud, "open/") == []
 
     again = CliRunner().invoke(cli, ["plan", *common, "--json", "--processes", "2"], catch_exceptions=False)
-    assert again.exit_code == 0, again.output  # converged
-    assert json.loads(again.stdout)["summary"]["compliant"] == 8
+    assert again.exit_code == 0, again.output  # converged; the three TLS writes still await their live proof
+    sharded = report_of(again)
+    assert (sharded["summary"]["compliant"], sharded["summary"]["pending"], sharded["summary"]["drifted"]) == (5, 3, 0)
+    # the same outcomes as a one-process run
+    single = report_of(CliRunner().invoke(cli, ["plan", *common, "--json"], catch_exceptions=False))
+
+    def outcomes(report: dict[str, Any]) -> dict[str, str]:
+        return {t["target"]["name"]: t["outcome"] for t in report["targets"]}
+
+    assert outcomes(sharded) == outcomes(single)
 
 
 def test_bucket_filter_and_processes_check_only_the_named_buckets(cloud: Any, fleet: Any, tmp_path: Path,
@@ -44,7 +53,7 @@ def test_bucket_filter_and_processes_check_only_the_named_buckets(cloud: Any, fl
                                       str(endpoints_file), "--json", "--processes", "3", "--bucket", "proc-only-b"],
                                 catch_exceptions=False)
     assert result.exit_code == 0, result.output
-    assert [t["bucket"] for t in json.loads(result.stdout)["targets"]] == ["proc-only-b"]
+    assert [t["target"]["name"] for t in report_of(result)["targets"]] == ["proc-only-b"]
 
 
 @pytest.mark.unit
@@ -60,10 +69,10 @@ def test_concurrency_and_rates_are_split_between_workers() -> None:
 
 def test_a_worker_that_cannot_start_fails_the_run_with_its_reason(tmp_path: Path) -> None:
     from tlsguard.errors import TlsguardError
+    from tlsguard.model import TargetRef
     from tlsguard.parallel import sweep_processes
-    from tlsguard.ports import BucketRef
 
-    missing = tmp_path / "no-such-endpoints.json"  # the workers' engines cannot be built
+    missing = tmp_path / "no-such-endpoints.json"  # the workers' wiring cannot be built
     with pytest.raises(TlsguardError, match="sweep worker failed: ConfigError"):
-        list(sweep_processes(str(write_policy(tmp_path)), [BucketRef("b1", "cn-hangzhou")], processes=2,
-                             concurrency=2, apply=False, localcloud=str(missing)))
+        list(sweep_processes(str(write_policy(tmp_path)), [(TargetRef.bucket_target("b1", "cn-hangzhou"), {})],
+                             processes=2, concurrency=2, apply=False, localcloud=str(missing)))

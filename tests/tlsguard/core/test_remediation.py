@@ -6,36 +6,36 @@ import json
 from pathlib import Path
 from typing import Any
 
-from tlsguard.engine import Trigger
-from tlsguard.policy.model import EncryptionAlgorithm, EncryptionPolicy, Mode, Outcome, RawHttpsConfig
-from tlsguard.ports import BucketRef
+from tlsguard.model import LiveVerification, Mode, Outcome, Trigger
+from tlsguard.policy.model import EncryptionAlgorithm, EncryptionPolicy, RawHttpsConfig
 
 from tests.tlsguard.core._support import (
     COMPLIANT_HTTPS,
-    STATE_BUCKET,
     bucket_state,
+    bucket_target,
+    by_name,
     compliant_bucket,
-    engine_for,
     https_only_policy,
+    journal_ids,
+    lifecycle_for,
     outsider,
+    ref,
+    state_keys,
+    sweep_buckets,
     write_events,
     write_policy,
 )
 
-REGION = "cn-hangzhou"
-
-
-def ref(name: str) -> BucketRef:
-    return BucketRef(name, REGION)
-
 
 def test_a_compliant_fleet_is_left_alone(cloud: Any, fleet: Any, tmp_path: Path) -> None:
     fleet(compliant_bucket("bucket-a"), compliant_bucket("bucket-b"))
-    engine = engine_for(cloud, write_policy(tmp_path))
-    results = sorted(engine.sweep(apply=True), key=lambda r: r.bucket)
-    assert [(r.bucket, r.outcome) for r in results] == [("bucket-a", Outcome.COMPLIANT),
-                                                        ("bucket-b", Outcome.COMPLIANT)]
+    lifecycle = lifecycle_for(cloud, write_policy(tmp_path))
+    results = sorted(sweep_buckets(lifecycle), key=lambda r: r.target.name)
+    assert [(r.target.name, r.outcome) for r in results] == [("bucket-a", Outcome.COMPLIANT),
+                                                             ("bucket-b", Outcome.COMPLIANT)]
+    assert all(r.reason == "matches the policy" and not r.actions and not r.journal_id for r in results)
     assert write_events(cloud) == []
+    assert state_keys(cloud) == []  # nothing journaled, nothing pending
 
 
 def test_each_drift_kind_is_detected_and_rolled_back(cloud: Any, fleet: Any, tmp_path: Path) -> None:
@@ -51,19 +51,26 @@ def test_each_drift_kind_is_detected_and_rolled_back(cloud: Any, fleet: Any, tmp
     alice.put_encryption(ref("drift-sse"), EncryptionPolicy(EncryptionAlgorithm.SM4))
     since = len(cloud.trail.events())
     # WHEN tlsguard applies the policy
-    engine = engine_for(cloud, write_policy(tmp_path))
-    results = {r.bucket: r for r in engine.sweep(apply=True)}
+    lifecycle = lifecycle_for(cloud, write_policy(tmp_path))
+    results = by_name(sweep_buckets(lifecycle))
     # THEN each bucket is remediated with exactly the write its drift needs, verified and journaled
-    expected = {"drift-tls": ("oss_tls_versions", "PutBucketHttpsConfig"),
-                "drift-cipher": ("oss_cipher_suites", "PutBucketHttpsConfig"),
-                "drift-policy": ("oss_https_only", "PutBucketPolicy"),
-                "drift-sse": ("oss_default_encryption", "PutBucketEncryption")}
+    expected = {"drift-tls": ("oss.tls_versions", "PutBucketHttpsConfig"),
+                "drift-cipher": ("oss.cipher_suites", "PutBucketHttpsConfig"),
+                "drift-policy": ("oss.https_only", "PutBucketPolicy"),
+                "drift-sse": ("oss.default_encryption", "PutBucketEncryption")}
     for bucket, (check, operation) in expected.items():
         result = results[bucket]
         assert result.outcome is Outcome.REMEDIATED, result.reason
-        assert [f.check.value for f in result.findings] == [check]
+        assert "re-read confirms it" in result.reason and result.applied
+        assert [f.check for f in result.findings] == [check]
+        assert [(a.call, a.checks) for a in result.actions] == [(operation, (check,))]
         assert [e["eventName"] for e in write_events(cloud, since, bucket)] == [operation]
-        assert result.journal_id.startswith(bucket + ".")
+        assert result.journal_id.startswith(f"oss-bucket/{bucket}/")
+        # TLS and cipher writes change what the edge negotiates: a live verification is pending for them
+        https = operation == "PutBucketHttpsConfig"
+        assert result.live_verification is (LiveVerification.PENDING if https else LiveVerification.NOT_APPLICABLE)
+    assert sorted(journal_ids(cloud)) == sorted(r.journal_id for r in results.values())
+    assert state_keys(cloud, "open/") == []  # every intent was filed with its outcome
     # ... and localcloud now holds the desired state
     for bucket in expected:
         state = bucket_state(cloud, bucket)
@@ -75,10 +82,14 @@ def test_each_drift_kind_is_detected_and_rolled_back(cloud: Any, fleet: Any, tmp
     writers = {e["userIdentity"]["accessKeyId"] for e in write_events(cloud, since)
                if e["eventName"].startswith("PutBucket")}
     assert writers == {cloud.endpoints["access_key_id"]}
-    # AND a second run finds nothing to do and writes nothing
-    again = since_again = len(cloud.trail.events())
-    assert {r.outcome for r in engine.sweep(apply=True)} == {Outcome.COMPLIANT}
-    assert cloud.trail.events(since_again) == [] and again == len(cloud.trail.events())
+    # AND a second run finds nothing to do and writes nothing (the TLS writes still await their live proof)
+    since_again = len(cloud.trail.events())
+    second = by_name(sweep_buckets(lifecycle))
+    assert {b: r.outcome for b, r in second.items()} == {
+        "drift-tls": Outcome.PENDING, "drift-cipher": Outcome.PENDING,
+        "drift-policy": Outcome.COMPLIANT, "drift-sse": Outcome.COMPLIANT}
+    assert all(not r.actions and not r.active_findings for r in second.values())
+    assert cloud.trail.events(since_again) == []
 
 
 def test_whole_https_document_is_put(cloud: Any, fleet: Any, tmp_path: Path) -> None:
@@ -101,8 +112,8 @@ def test_whole_https_document_is_put(cloud: Any, fleet: Any, tmp_path: Path) -> 
         defaults: {cipher_suites: {mode: strong}}
         state: {bucket: tlsguard-state}
         """, name="ciphers.yaml")
-    (first,) = engine_for(cloud, versions_only).sweep(apply=True, buckets=[ref("keep-ciphers")])
-    (second,) = engine_for(cloud, policy).sweep(apply=True, buckets=[ref("keep-versions")])
+    first = lifecycle_for(cloud, versions_only).run(bucket_target("keep-ciphers"))
+    second = lifecycle_for(cloud, policy).run(bucket_target("keep-versions"))
     assert (first.outcome, second.outcome) == (Outcome.REMEDIATED, Outcome.REMEDIATED), (first, second)
     kept_cipher = bucket_state(cloud, "keep-ciphers")["https_config"]
     assert sorted(kept_cipher["TLS"]["TLSVersion"]) == ["TLSv1.2", "TLSv1.3"]
@@ -148,7 +159,7 @@ def test_equivalent_configurations_are_not_drift(cloud: Any, fleet: Any, tmp_pat
     cloud.seed({"buckets": []})
     outsider(cloud).put_encryption(ref("eq-defaults"), EncryptionPolicy(EncryptionAlgorithm.AES256))
     since = len(cloud.trail.events())
-    results = {r.bucket: r for r in engine_for(cloud, policy).sweep(apply=True)}
+    results = by_name(sweep_buckets(lifecycle_for(cloud, policy)))
     assert {b: r.outcome for b, r in results.items()} == dict.fromkeys(
         ("eq-order", "eq-bool", "eq-list", "eq-defaults"), Outcome.COMPLIANT)
     assert all(not r.findings for r in results.values())
@@ -165,7 +176,7 @@ def test_policy_merge_keeps_foreign_statements(cloud: Any, fleet: Any, tmp_path:
          "Condition": {"Bool": {"acs:SecureTransport": "false"}}},
     ]}
     fleet(compliant_bucket("merge-me", policy=foreign))
-    (result,) = engine_for(cloud, write_policy(tmp_path)).sweep(apply=True)
+    (result,) = sweep_buckets(lifecycle_for(cloud, write_policy(tmp_path)))
     assert result.outcome is Outcome.REMEDIATED, result.reason
     after = json.loads(bucket_state(cloud, "merge-me")["policy"])
     assert after["Version"] == "1"
@@ -181,45 +192,58 @@ def test_undo_restores_the_recorded_before_state(cloud: Any, fleet: Any, tmp_pat
     fleet({"name": "undo-me", "https_config": {"tls": {"enable": True, "versions": ["TLSv1.1", "TLSv1.2"]}},
            "policy": before_policy, "encryption": {"algorithm": "SM4"}})
     before = bucket_state(cloud, "undo-me")
-    engine = engine_for(cloud, write_policy(tmp_path))
-    (result,) = engine.sweep(apply=True)
+    lifecycle = lifecycle_for(cloud, write_policy(tmp_path))
+    (result,) = sweep_buckets(lifecycle)
     assert result.outcome is Outcome.REMEDIATED
+    assert [a.call for a in result.actions] == ["PutBucketHttpsConfig", "PutBucketEncryption", "PutBucketPolicy"]
     assert bucket_state(cloud, "undo-me")["encryption"]["SSEAlgorithm"] == "AES256"
-    undone = engine.undo(result.journal_id)
+    since = len(cloud.trail.events())
+    undone = lifecycle.undo(result.journal_id)
     assert undone.outcome is Outcome.REMEDIATED, undone.reason
+    assert undone.error_code == "" and result.journal_id in undone.reason
+    # restored in reverse order of the remediation
+    assert [e["eventName"] for e in write_events(cloud, since, "undo-me")] == [
+        "PutBucketPolicy", "PutBucketEncryption", "PutBucketHttpsConfig"]
     after = bucket_state(cloud, "undo-me")
     assert after["https_config"]["TLS"] == before["https_config"]["TLS"]
     assert after["encryption"] == before["encryption"]
     assert json.loads(after["policy"]) == before_policy
-    # The undo is journaled too, and the journal lives in the state bucket as forbid-overwrite objects
-    assert bucket_state(cloud, STATE_BUCKET)["objects"] == 2
-    missing = engine.undo("undo-me.20260101T000000000000Z.deadbeef")
+    # The undo is journaled too (as an undo of the first entry), in the state bucket
+    assert sorted(journal_ids(cloud)) == sorted([result.journal_id, undone.journal_id])
+    entry = lifecycle.ctx.state.journal.read(undone.journal_id)  # type: ignore[union-attr]
+    assert entry is not None and entry.status == "applied"
+    assert entry.intent["kind"] == "undo" and entry.intent["undo_of"] == result.journal_id
+    missing = lifecycle.undo("oss-bucket/undo-me/20260101T000000000000Z-deadbeef")
     assert missing.outcome is Outcome.FAILED and "not found" in missing.reason
+    assert missing.error_code == "NoSuchJournal"
 
 
 def test_undo_never_deletes_encryption(cloud: Any, fleet: Any, tmp_path: Path) -> None:
     fleet(compliant_bucket("no-sse", encryption=None))
-    engine = engine_for(cloud, write_policy(tmp_path))
-    (result,) = engine.sweep(apply=True)
+    lifecycle = lifecycle_for(cloud, write_policy(tmp_path))
+    (result,) = sweep_buckets(lifecycle)
     assert result.outcome is Outcome.REMEDIATED
-    undone = engine.undo(result.journal_id)
+    since = len(cloud.trail.events())
+    undone = lifecycle.undo(result.journal_id)
     assert undone.outcome is Outcome.REFUSED and "never deletes encryption" in undone.reason
     assert bucket_state(cloud, "no-sse")["encryption"]["SSEAlgorithm"] == "AES256"
+    assert cloud.trail.events(since) == []
 
 
 def test_plan_and_dry_run_write_nothing(cloud: Any, fleet: Any, tmp_path: Path) -> None:
     fleet({"name": "drifty", "https_config": {"tls": {"enable": False}}})
-    engine = engine_for(cloud, write_policy(tmp_path))
     since = len(cloud.trail.events())
     before = cloud.oss.snapshot()
-    (planned,) = engine.sweep(apply=False)
+    (planned,) = sweep_buckets(lifecycle_for(cloud, write_policy(tmp_path), apply=False))
     assert planned.outcome is Outcome.DRIFTED and "nothing written" in planned.reason
     assert len(planned.findings) == 4
-    dry = engine_for(cloud, write_policy(tmp_path, BASE_DRY))
-    (dry_result,) = dry.sweep(apply=True)
+    assert [a.call for a in planned.actions] == ["PutBucketHttpsConfig", "PutBucketEncryption", "PutBucketPolicy"]
+    assert not planned.applied and not planned.journal_id
+    dry = lifecycle_for(cloud, write_policy(tmp_path, BASE_DRY))
+    (dry_result,) = sweep_buckets(dry)
     assert dry_result.outcome is Outcome.DRIFTED and "dry-run" in dry_result.reason
     assert cloud.trail.events(since) == []
-    assert bucket_state(cloud, STATE_BUCKET)["objects"] == 0
+    assert state_keys(cloud) == []
     assert cloud.oss.snapshot() == before
 
 
@@ -250,45 +274,69 @@ def test_waived_and_expired_waivers(cloud: Any, fleet: Any, tmp_path: Path) -> N
           - {bucket: expired-one, reason: "old exception", expires: "2020-01-01"}
         state: {bucket: tlsguard-state}
         """)
-    results = {r.bucket: r for r in engine_for(cloud, policy).sweep(apply=True)}
+    results = by_name(sweep_buckets(lifecycle_for(cloud, policy)))
     waived = results["waived-one"]
     assert waived.outcome is Outcome.COMPLIANT and "vendor migration" in waived.reason
     assert waived.findings[0].waived == "vendor migration"
     expired = results["expired-one"]
     assert expired.outcome is Outcome.REMEDIATED
     assert expired.expired_waivers == ("all checks: old exception (expired 2020-01-01)",)
+    assert [a.checks for a in expired.actions] == [("oss.cipher_suites",)]
 
 
 def test_alert_mode_reports_without_writing(cloud: Any, fleet: Any, tmp_path: Path) -> None:
     fleet({"name": "alert-me", "https_config": {"tls": {"enable": False}}})
     since = len(cloud.trail.events())
-    engine = engine_for(cloud, write_policy(tmp_path), mode=Mode.ALERT)
-    (result,) = engine.sweep(apply=True)
+    lifecycle = lifecycle_for(cloud, write_policy(tmp_path), mode=Mode.ALERT)
+    (result,) = sweep_buckets(lifecycle)
     assert result.outcome is Outcome.DRIFTED and "alert mode" in result.reason
+    assert result.mode is Mode.ALERT and result.actions and not result.applied  # what enforce would write
     assert cloud.trail.events(since) == []
-    assert engine.check_bucket(ref("alert-me"), apply=False, trigger=Trigger()).outcome is Outcome.DRIFTED
+    assert state_keys(cloud) == []
+    planned = lifecycle_for(cloud, write_policy(tmp_path), apply=False).run(bucket_target("alert-me"),
+                                                                            trigger=Trigger())
+    assert planned.outcome is Outcome.DRIFTED
 
 
 def test_compare_before_write_keeps_a_statement_added_after_the_plan(cloud: Any, fleet: Any, tmp_path: Path) -> None:
-    from tlsguard.policy.diff import diff as find_drift
-    from tlsguard.policy.diff import plan as make_plan
-    from tlsguard.policy.loader import load_policy, resolve
-    from tlsguard.remediate import apply_plan
-
     fleet(compliant_bucket("racy", policy={"Version": "1", "Statement": [
         {"Effect": "Allow", "Principal": ["1500000000000002"], "Action": ["oss:GetObject"],
          "Resource": ["acs:oss:*:*:racy/*"]}]}))
-    engine = engine_for(cloud, write_policy(tmp_path))
-    desired, _ = resolve(load_policy(tmp_path / "tlsguard.yaml"), "racy", REGION, None,
-                         cloud.clock.now().date())
-    actual = engine._read_actual(ref("racy"), desired)
-    planned = make_plan(desired, actual, find_drift(desired, actual))
-    # Someone adds a statement between tlsguard's read and its write.
+    lifecycle = lifecycle_for(cloud, write_policy(tmp_path))
+    oss = lifecycle.ctx.ports.oss
+    read_policy = oss.get_policy
     added = {"Effect": "Allow", "Principal": ["1500000000000002"], "Action": ["oss:ListObjects"],
              "Resource": ["acs:oss:*:*:racy"]}
-    current = json.loads(bucket_state(cloud, "racy")["policy"])
-    outsider(cloud).put_policy(ref("racy"), json.dumps({**current, "Statement": [*current["Statement"], added]}))
-    changes = apply_plan(engine.oss, ref("racy"), planned, desired)
+    reads: list[str | None] = []
+
+    def judged_then_changed(bucket: Any) -> str | None:
+        text = read_policy(bucket)
+        reads.append(text)
+        if len(reads) == 1:  # someone adds a statement between tlsguard's judging read and its write
+            current = json.loads(bucket_state(cloud, "racy")["policy"])
+            outsider(cloud).put_policy(ref("racy"), json.dumps({**current, "Statement": [*current["Statement"],
+                                                                                        added]}))
+        return text
+
+    oss.get_policy = judged_then_changed  # type: ignore[method-assign]
+    result = lifecycle.run(bucket_target("racy"))
+    assert result.outcome is Outcome.REMEDIATED, result.reason
+    assert len(reads) >= 2  # judged, then re-read before the write
     statements = json.loads(bucket_state(cloud, "racy")["policy"])["Statement"]
     assert statements[1] == added and statements[2] == https_only_policy("racy")["Statement"][0]
-    assert json.loads(changes[0]["before"])["Statement"][1] == added  # the journal records what was really there
+    (action,) = result.actions
+    assert json.loads(action.before)["Statement"][1] == added  # the journal records what was really there
+    entry = lifecycle.ctx.state.journal.read(result.journal_id)  # type: ignore[union-attr]
+    assert entry is not None and json.loads(entry.actions[0].before)["Statement"][1] == added
+    assert json.loads(entry.actions[0].params["Policy"])["Statement"] == statements
+
+
+def test_writes_are_ordered_https_first_and_the_https_only_deny_last(cloud: Any, fleet: Any, tmp_path: Path) -> None:
+    fleet({"name": "all-drift", "https_config": {"tls": {"enable": False}}})
+    since = len(cloud.trail.events())
+    (result,) = sweep_buckets(lifecycle_for(cloud, write_policy(tmp_path)))
+    assert result.outcome is Outcome.REMEDIATED, result.reason
+    # one write for TLS versions and cipher suites together (the whole https document), the Deny last
+    assert [e["eventName"] for e in write_events(cloud, since, "all-drift")] == [
+        "PutBucketHttpsConfig", "PutBucketEncryption", "PutBucketPolicy"]
+    assert result.actions[0].checks == ("oss.tls_versions", "oss.cipher_suites")

@@ -8,15 +8,23 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tlsguard.engine import trigger_from_trail
 from tlsguard.errors import Transient
+from tlsguard.functions.events import trigger_from_trail
+from tlsguard.model import Outcome, TargetRef
 from tlsguard.policy.bucket_policy import https_only_statement, is_https_only_statement
-from tlsguard.policy.model import Outcome
-from tlsguard.ports import BucketRef
 from tlsguard.retry import RetryPolicy, call_with_retries
-from tlsguard.state import OssStateStore
+from tlsguard.state import EventLeases, Journal, LeaseState, StateBucket, new_journal_id
 
-from tests.tlsguard.core._support import COMPLIANT_HTTPS, bucket_state, engine_for, outsider, write_policy
+from tests.tlsguard.core._support import (
+    COMPLIANT_HTTPS,
+    bucket_state,
+    https_only_policy,
+    lifecycle_for,
+    outsider,
+    ref,
+    sweep_buckets,
+    write_policy,
+)
 
 OWN = ["tlsguard-fc-role"]
 
@@ -87,33 +95,42 @@ class _LossyOss:
 
 @pytest.mark.unit
 def test_a_claim_whose_response_was_lost_is_still_ours_and_a_second_delivery_is_not() -> None:
-    oss = _LossyOss()
-    store = OssStateStore(oss, "state")  # type: ignore[arg-type]
-    assert store.claim_event("evt-1", {"bucket": "b"}) is True
-    assert store.claim_event("evt-1", {"bucket": "b"}) is False
+    leases = EventLeases(StateBucket(_LossyOss(), "state"), ttl_seconds=20.0)  # type: ignore[arg-type]
+    first = leases.acquire("evt-1", now=1000.0, details={"bucket": "b"})
+    assert first.state is LeaseState.ACQUIRED and first.lease is not None and not first.lease.taken_over
+    second = leases.acquire("evt-1", now=1001.0, details={"bucket": "b"})
+    assert second.state is LeaseState.BUSY and second.lease is None  # a live claimant holds it: not ours
+    leases.complete(first.lease)
+    assert leases.acquire("evt-1", now=1002.0).state is LeaseState.DUPLICATE
 
 
 @pytest.mark.unit
 def test_a_journal_write_whose_response_was_lost_succeeds() -> None:
-    store = OssStateStore(_LossyOss(), "state")  # type: ignore[arg-type]
-    store.write_journal({"journal_id": "b1.20261123T160000000000Z.0a1b2c3d", "bucket": "b1"})
+    journal = Journal(StateBucket(_LossyOss(), "state"))  # type: ignore[arg-type]
+    target = TargetRef.bucket_target("b1", "cn-hangzhou")
+    journal_id = new_journal_id(target, 1_795_000_000.0)
+    journal.write_intent(journal.intent_document(journal_id, target, [], now=1_795_000_000.0, trigger={},
+                                                 reason="test", mode="enforce"))
+    entry = journal.read(journal_id)
+    assert entry is not None and entry.status == "incomplete" and entry.target == target
 
 
 def test_undo_keeps_a_statement_added_after_the_remediation(cloud: Any, fleet: Any, tmp_path: Path) -> None:
     # GIVEN a bucket without a policy, remediated by tlsguard (HTTPS-only Deny added)
     bucket = "undo-foreign"
     fleet({"name": bucket, "https_config": COMPLIANT_HTTPS, "encryption": {"algorithm": "AES256"}})
-    engine = engine_for(cloud, write_policy(tmp_path))
-    (result,) = engine.sweep(apply=True)
+    lifecycle = lifecycle_for(cloud, write_policy(tmp_path))
+    (result,) = sweep_buckets(lifecycle)
     assert result.outcome is Outcome.REMEDIATED
+    assert [a.call for a in result.actions] == ["PutBucketPolicy"]
     # AND somebody then adds their own statement
     document = json.loads(bucket_state(cloud, bucket)["policy"])
     foreign = {"Effect": "Allow", "Principal": ["1500000000000002"], "Action": ["oss:GetObject"],
                "Resource": [f"acs:oss:*:*:{bucket}/*"]}
     document["Statement"].append(foreign)
-    outsider(cloud).put_policy(BucketRef(bucket, "cn-hangzhou"), json.dumps(document))
+    outsider(cloud).put_policy(ref(bucket), json.dumps(document))
     # WHEN the remediation is undone
-    undone = engine.undo(result.journal_id)
+    undone = lifecycle.undo(result.journal_id)
     # THEN only tlsguard's statement is gone: the foreign one stays
     assert undone.outcome is Outcome.REMEDIATED, undone.reason
     statements = json.loads(bucket_state(cloud, bucket)["policy"])["Statement"]
@@ -125,15 +142,18 @@ def test_undo_refuses_when_the_https_config_changed_since(cloud: Any, fleet: Any
 
     bucket = "undo-newer"
     fleet({"name": bucket, "https_config": {"tls": {"enable": True, "versions": ["TLSv1.0", "TLSv1.2"]}},
-           "encryption": {"algorithm": "AES256"}})
-    engine = engine_for(cloud, write_policy(tmp_path))
-    (result,) = engine.sweep(apply=True)
+           "policy": https_only_policy(bucket), "encryption": {"algorithm": "AES256"}})
+    lifecycle = lifecycle_for(cloud, write_policy(tmp_path))
+    (result,) = sweep_buckets(lifecycle)
     assert result.outcome is Outcome.REMEDIATED
+    assert [a.call for a in result.actions] == ["PutBucketHttpsConfig"]
     newer = RawHttpsConfig(tls_enabled=True, cipher_present=False, cipher_enabled=False, strong=False,
                            tls_versions=("TLSv1.3",))
-    outsider(cloud).put_https_config(BucketRef(bucket, "cn-hangzhou"), newer)
-    undone = engine.undo(result.journal_id)
+    outsider(cloud).put_https_config(ref(bucket), newer)
+    since = len(cloud.trail.events())
+    undone = lifecycle.undo(result.journal_id)
     assert undone.outcome is Outcome.REFUSED and "changed after tlsguard wrote it" in undone.reason
+    assert cloud.trail.events(since) == []
     assert bucket_state(cloud, bucket)["https_config"]["TLS"]["TLSVersion"] == ["TLSv1.3"]
 
 

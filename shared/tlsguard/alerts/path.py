@@ -1,0 +1,313 @@
+"""The one alert path: every run's results become alert events, deduplicated against alert state, and one digest.
+
+An event is ``(target, check, state)``: the first occurrence of a problem alerts; while it stays open, reminders
+follow the ladder (certificate expiry: the policy's day steps; everything else: ``alerts.reminder_hours`` after it
+opened); when a run that judged the check no longer finds it, a "resolved" line closes it. A run (a sweep, a
+batch, an invocation's events, a CLI apply) sends one digest: counts by outcome, what needs a person, what was
+remediated (with the journal id and the undo command), what resolved. Nothing else in tlsguard composes a message;
+a failed delivery is reported in the run's result and never blocks a remediation.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from tlsguard.log import get_logger
+from tlsguard.model import LiveVerification, Mode, Outcome, Severity, utc_now_iso
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from tlsguard.model import TargetRef, TargetResult
+    from tlsguard.policy.model import AlertSettings
+    from tlsguard.ports import NotifierPort
+    from tlsguard.state import AlertStateStore
+    from tlsguard.state.alert_state import OpenAlert
+    from tlsguard.verify_live import Verification
+
+log = get_logger("tlsguard.alerts")
+
+#: The pseudo-check a target-level failure (an unreadable target) is alerted under.
+TARGET_CHECK = "target"
+#: The pseudo-check a target's live verification problems are alerted under (whichever checks the write was for:
+#: a later verification of the target, effective, resolves them).
+LIVE_CHECK = "live"
+#: Items listed per section of a digest; the counts always cover everything.
+MAX_ITEMS_PER_SECTION = 50
+#: Beyond this many targets in a run, the whole ``alerts/open/`` listing is read once instead of per target.
+PER_TARGET_LISTING_LIMIT = 8
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One problem a run found on one target: what a person should see."""
+
+    target: TargetRef
+    check: str
+    state: str
+    severity: Severity
+    message: str
+    journal_id: str = ""
+    actor: str = ""
+    ladder: str = ""  # certificate expiry: the alert step reached ("7d"), which drives its reminders
+    reason: str = ""  # what the run did about the target (the result's reason)
+
+    def item(self, *, reminder: bool = False) -> dict[str, Any]:
+        return {"target": self.target.to_dict(), "id": str(self.target), "check": self.check, "state": self.state,
+                "severity": self.severity.value, "message": self.message, "reason": self.reason or None,
+                "journal_id": self.journal_id or None, "actor": self.actor or None, "reminder": reminder}
+
+
+@dataclass
+class Delivery:
+    """What the alert path did at the end of a run."""
+
+    sent: bool = False
+    error: str = ""
+    message: dict[str, Any] | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"sent": self.sent, "error": self.error or None,
+                "new": len((self.message or {}).get("needs_attention") or []),
+                "resolved": len((self.message or {}).get("resolved") or []),
+                "remediated": len((self.message or {}).get("remediated") or [])}
+
+
+def problems_of(result: TargetResult) -> list[Problem]:
+    """The problems a result leaves for a person (none for compliant, remediated, plan-only or own-change runs)."""
+    target, trigger = result.target, result.trigger
+    if result.error_code in ("DuplicateEvent", "TargetGone") or (trigger.own and result.outcome is Outcome.REFUSED):
+        return []
+    actor = trigger.actor
+    if result.outcome is Outcome.FAILED and not result.findings:
+        return [Problem(target, TARGET_CHECK, "failed", Severity.HIGH, result.reason, result.journal_id, actor)]
+    found: list[Problem] = []
+    for finding in result.active_findings:
+        if finding.severity is Severity.INFO:
+            if finding.alert_state.startswith("expiring"):  # a heads-up on the expiry ladder
+                found.append(Problem(target, finding.check, finding.alert_state, Severity.LOW, finding.describe(),
+                                     ladder=finding.details.get("ladder", "")))
+            continue
+        if result.outcome is Outcome.REMEDIATED or result.outcome is Outcome.COMPLIANT:
+            continue
+        if result.outcome is Outcome.DRIFTED and result.mode is Mode.DRY_RUN:
+            continue
+        state = finding.alert_state
+        if result.outcome is Outcome.CONTESTED:
+            state = "contested"
+        elif result.outcome is Outcome.FAILED:
+            state = "failed"
+        found.append(Problem(target, finding.check, state, finding.severity, finding.describe(), result.journal_id,
+                             actor, finding.details.get("ladder", ""), result.reason))
+    return found
+
+
+def verification_problem(verification: Verification, attempts_before_alert: int) -> Problem | None:
+    """A live verification that disproved a write, or that could not be made after several tries."""
+    checks = LIVE_CHECK
+    if verification.verdict is LiveVerification.NOT_EFFECTIVE:
+        return Problem(verification.target, checks, "not_effective", Severity.HIGH,
+                       f"the change of {verification.journal_id} is configured but not effective: "
+                       f"{verification.detail}", verification.journal_id)
+    if verification.verdict is LiveVerification.PENDING and verification.attempts >= attempts_before_alert:
+        return Problem(verification.target, checks, "cannot_verify", Severity.MEDIUM,
+                       f"cannot verify the change of {verification.journal_id} after {verification.attempts} "
+                       f"tries: {verification.detail}", verification.journal_id)
+    return None
+
+
+@dataclass
+class AlertPath:
+    """Collects a run's results (thread-safe) and, at the end, sends one deduplicated digest."""
+
+    store: AlertStateStore | None
+    notifier: NotifierPort | None
+    settings: AlertSettings
+    clock: Callable[[], float]
+    attempts_before_alert: int = 3
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+    _problems: dict[tuple[str, str, str], Problem] = field(default_factory=dict)
+    _judged: dict[str, set[str]] = field(default_factory=dict)  # target key -> checks judged in this run
+    _targets: dict[str, TargetRef] = field(default_factory=dict)
+    _counts: dict[str, int] = field(default_factory=dict)
+    _remediated: list[dict[str, Any]] = field(default_factory=list)
+    _notices: list[dict[str, Any]] = field(default_factory=list)
+    _verified: list[dict[str, Any]] = field(default_factory=list)
+
+    def observe(self, result: TargetResult) -> None:
+        problems = problems_of(result)
+        with self._lock:
+            self._counts[result.outcome.value] = self._counts.get(result.outcome.value, 0) + 1
+            if result.error_code in ("DuplicateEvent",) or (result.trigger.own and result.outcome is Outcome.REFUSED):
+                return
+            key = result.target.key
+            self._targets[key] = result.target
+            judged = self._judged.setdefault(key, set())
+            if result.outcome is not Outcome.FAILED or result.findings:
+                judged.update(result.checks)
+                judged.add(TARGET_CHECK)
+            for problem in problems:
+                self._problems[(key, problem.check, problem.state)] = problem
+            if result.outcome is Outcome.REMEDIATED and result.applied:
+                self._remediated.append({
+                    "target": result.target.to_dict(), "id": str(result.target),
+                    "checks": sorted({c for a in result.actions for c in a.checks}),
+                    "actions": [a.summary or a.call for a in result.actions], "journal_id": result.journal_id,
+                    "undo": f"tlsguard undo {result.journal_id}", "actor": result.trigger.actor or None,
+                    "event_id": result.trigger.event_id or None, "reason": result.reason,
+                    "live_verification": result.live_verification.value})
+
+    def observe_verification(self, verification: Verification) -> None:
+        problem = verification_problem(verification, self.attempts_before_alert)
+        with self._lock:
+            key = verification.target.key
+            self._targets[key] = verification.target
+            self._judged.setdefault(key, set()).add(LIVE_CHECK)
+            if verification.verdict is not LiveVerification.PENDING:
+                self._verified.append(verification.to_dict())
+            if problem is not None:
+                self._problems[(key, problem.check, problem.state)] = problem
+
+    def notice(self, kind: str, message: str, **details: Any) -> None:
+        """A run-level problem that belongs to no target (a listing that failed, a function out of retries)."""
+        with self._lock:
+            self._notices.append({"kind": kind, "message": message, **details})
+
+    # -- the end of a run -------------------------------------------------------------------------------------
+    def flush(self, *, command: str, correlation_id: str = "", mode: str = "", hold: bool = False) -> Delivery:
+        """Decide against alert state what is new, due for a reminder or resolved; send one digest if any.
+
+        ``hold``: do not send; return the digest (even an empty one) for a fanned-out run to combine
+        (:mod:`tlsguard.alerts.digests`).
+        """
+        now = self.clock()
+        new, reminders, resolved = self._decide(now)
+        counts = dict(sorted(self._counts.items()))
+        counts["targets"] = sum(self._counts.values())
+        message: dict[str, Any] = {
+            "version": 2, "kind": "digest", "time": utc_now_iso(now),
+            "run": {"command": command, "correlation_id": correlation_id or None, "mode": mode or None},
+            "counts": counts,
+            "needs_attention": [p.item() for p in _ordered(new)][:MAX_ITEMS_PER_SECTION] +
+            [p.item(reminder=True) for p in _ordered(reminders)][:MAX_ITEMS_PER_SECTION],
+            "resolved": resolved[:MAX_ITEMS_PER_SECTION],
+            "remediated": self._remediated[:MAX_ITEMS_PER_SECTION],
+            "verifications": self._verified[:MAX_ITEMS_PER_SECTION],
+            "notices": self._notices[:MAX_ITEMS_PER_SECTION],
+            "omitted": max(0, len(new) + len(reminders) + len(resolved) + len(self._remediated)
+                           - 4 * MAX_ITEMS_PER_SECTION),
+        }
+        if hold:
+            return Delivery(message=message)
+        if not (new or reminders or resolved or self._remediated or self._notices or self._verified):
+            return Delivery()
+        return self.send(message)
+
+    def send(self, message: dict[str, Any]) -> Delivery:
+        """Deliver one digest; a failure is returned (and logged), never raised. The problems a failed digest
+        opened are withdrawn from alert state, so the next run alerts them again instead of staying silent."""
+        if self.notifier is None:
+            return Delivery(message=message)
+        try:
+            self.notifier.send(message)
+        except Exception as exc:  # never block a remediation on an alert
+            log.warning("digest not delivered", extra={"error": f"{type(exc).__name__}: {exc}"})
+            self._withdraw(message)
+            return Delivery(error=f"{type(exc).__name__}: {exc}", message=message)
+        return Delivery(sent=True, message=message)
+
+    def _withdraw(self, message: dict[str, Any]) -> None:
+        if self.store is None:
+            return
+        from tlsguard.errors import TlsguardError
+        from tlsguard.model import TargetRef
+
+        for item in message.get("needs_attention") or []:
+            if item.get("reminder"):
+                continue
+            try:
+                self.store.withdraw(TargetRef.from_dict(item["target"]).key, str(item["check"]), str(item["state"]))
+            except (TlsguardError, KeyError, ValueError) as exc:
+                log.warning("alert not withdrawn", extra={"error": str(exc)})
+
+    def _decide(self, now: float) -> tuple[list[Problem], list[Problem], list[dict[str, Any]]]:
+        if self.store is None:  # no state bucket: nothing to deduplicate against, every problem is news
+            return list(self._problems.values()), [], []
+        open_alerts = self._open_alerts()
+        new: list[Problem] = []
+        reminders: list[Problem] = []
+        resolved: list[dict[str, Any]] = []
+        for (key, check, state), problem in self._problems.items():
+            # alert state keys hold the safe spelling (a verification's "check" joins its checks with commas)
+            existing = {a.state: a for a in open_alerts.get((key, _safe(check)), [])}
+            alert = existing.get(_safe(state))
+            if alert is None:
+                details = {"target": problem.target.to_dict(), "message": problem.message[:500]}
+                if self.store.open(key, check, state, now, details):
+                    new.append(problem)
+                    if problem.ladder:
+                        self._remind(problem, now, mark_only=True)
+                continue
+            if self._reminder_due(problem, alert, now):
+                reminders.append(problem)
+        for (key, check), alerts in open_alerts.items():
+            if check not in {_safe(c) for c in self._judged.get(key, set())}:
+                continue  # this run did not judge it: leave it open
+            current = {_safe(s) for (k, c, s) in self._problems if k == key and _safe(c) == check}
+            for alert in alerts:
+                if alert.state in current:
+                    continue
+                self.store.close(alert, now, "no longer found")
+                if not current:
+                    target = self._targets.get(key)
+                    resolved.append({"target": target.to_dict() if target else {"key": key}, "id": str(target or key),
+                                     "check": check, "state": alert.state,
+                                     "message": f"{check} on {target.name if target else key}: resolved"})
+        return new, reminders, resolved
+
+    def _open_alerts(self) -> dict[tuple[str, str], list[OpenAlert]]:
+        assert self.store is not None
+        if len(self._targets) <= PER_TARGET_LISTING_LIMIT:
+            found: dict[tuple[str, str], list[OpenAlert]] = {}
+            for target in self._targets.values():
+                found.update(self.store.open_alerts(target))
+            return found
+        return self.store.open_alerts()
+
+    def _reminder_due(self, problem: Problem, alert: OpenAlert, now: float) -> bool:
+        if problem.ladder:
+            if problem.ladder in alert.reminders:
+                return False
+            return self._remind(problem, now, alert=alert)
+        if not alert.opened_at:
+            return False  # only the lock is there (its opener is still writing, or died): nothing is due yet
+        due = [f"{hours:g}h" for hours in self.settings.reminder_hours if now - alert.opened_at >= hours * 3600]
+        fresh = [step for step in due if step not in alert.reminders]
+        if not fresh or self.store is None:
+            return False
+        sent = False
+        for step in fresh:
+            sent = self.store.remind(alert, step, now) or sent
+        return sent
+
+    def _remind(self, problem: Problem, now: float, *, alert: OpenAlert | None = None, mark_only: bool = False) -> bool:
+        assert self.store is not None
+        if alert is None:
+            found = self.store.open_alerts(problem.target).get((problem.target.key, _safe(problem.check)), [])
+            alert = next((a for a in found if a.state == _safe(problem.state)), None)
+            if alert is None:
+                return False
+        sent = self.store.remind(alert, problem.ladder, now)
+        return sent and not mark_only
+
+
+def _safe(state: str) -> str:
+    from tlsguard.state.alert_state import safe_part
+
+    return safe_part(state)
+
+
+def _ordered(problems: list[Problem]) -> list[Problem]:
+    return sorted(problems, key=lambda p: (p.severity.rank, p.target.kind.value, p.target.name, p.check))

@@ -1,0 +1,496 @@
+"""The alert path (issue 13, item 10): every run ends with at most one signed digest, deduplicated per
+``(target, check, state)`` against alert state in the state bucket, with reminders on a ladder and a "resolved"
+line when a problem is gone; a failed delivery is reported and never blocks a remediation.
+
+First through real runs against localcloud (the CLI, or :func:`sweep_once`, which composes a run exactly as
+``tlsguard apply`` does but on localcloud's clock so time can move), then :class:`AlertPath` itself with
+hand-made results, still against the real state bucket on localcloud and a real signed webhook.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import TYPE_CHECKING, Any
+
+import pytest
+from tlsguard.alerts.path import MAX_ITEMS_PER_SECTION, TARGET_CHECK, AlertPath
+from tlsguard.model import (
+    Action,
+    Finding,
+    LiveVerification,
+    Mode,
+    Outcome,
+    Severity,
+    TargetKind,
+    TargetRef,
+    TargetResult,
+    Trigger,
+)
+from tlsguard.notify.webhook import WebhookNotifier
+from tlsguard.policy.model import AlertSettings, RawHttpsConfig
+from tlsguard.ports import BucketRef
+from tlsguard.retry import RetryPolicy
+from tlsguard.verify_live import Verification
+
+from tests.support import ACCOUNT, outsider, wiring_for, write_policy
+from tests.tlsguard.lifecycle._fixtures import (
+    ALERT_SECRET,
+    ALERT_SECRET_ENV,
+    LEGACY_HTTPS,
+    STATE_BUCKET,
+    AlertSink,
+    bucket_snapshot,
+    cli,
+    compliant_bucket,
+    drifted_bucket,
+    json_out,
+    sweep_once,
+    webhook_yaml,
+)
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+    from pathlib import Path
+
+    from tlsguard.state import State
+
+HOUR = 3600.0
+REMINDER_HOURS = (0.1, 0.2)  # 6 and 12 minutes: localcloud's clock moves less than the 15-minute signing skew
+
+POLICY = f"""
+version: 1
+mode: alert
+defaults:
+  tls_versions: [TLSv1.2, TLSv1.3]
+state: {{bucket: {STATE_BUCKET}}}
+"""
+
+
+@pytest.fixture
+def sink(monkeypatch: pytest.MonkeyPatch) -> Iterator[AlertSink]:
+    monkeypatch.setenv(ALERT_SECRET_ENV, ALERT_SECRET)
+    receiver = AlertSink()
+    yield receiver
+    receiver.close()
+
+
+def _policy(tmp_path: Path, sink: AlertSink, *, mode: str = "alert", attempts: int = 1) -> Path:
+    text = POLICY.replace("mode: alert", f"mode: {mode}")
+    text += f"alerts:\n  reminder_hours: [{', '.join(str(h) for h in REMINDER_HOURS)}]\n"
+    text += webhook_yaml(sink.url, attempts).replace("alerts:\n", "")
+    return write_policy(tmp_path, text)
+
+
+def _bucket(name: str) -> TargetRef:
+    return TargetRef.bucket_target(name, "cn-hangzhou", ACCOUNT)
+
+
+def _open_alerts(cloud: Any, policy: Path) -> dict[tuple[str, str], list[Any]]:
+    state = wiring_for(cloud, policy).state
+    assert state is not None
+    return state.alerts.open_alerts()
+
+
+# -- through real runs -------------------------------------------------------------------------------------------
+def test_first_occurrence_then_silence_then_reminders_then_resolved(cloud: Any, tmp_path: Path,
+                                                                    sink: AlertSink) -> None:
+    cloud.seed({"buckets": [{"name": STATE_BUCKET}, drifted_bucket("alert-me"), compliant_bucket("quiet-one")]})
+    policy = _policy(tmp_path, sink)
+
+    first = sweep_once(cloud, policy)
+    assert first.by_name("alert-me").outcome is Outcome.DRIFTED
+    assert first.delivery.sent and len(sink.alerts) == 1
+    digest = sink.alerts[0]
+    assert digest["kind"] == "digest" and digest["counts"] == {"compliant": 1, "drifted": 1, "targets": 2}
+    (item,) = digest["needs_attention"]
+    assert (item["id"], item["check"], item["state"], item["reminder"]) == (
+        str(_bucket("alert-me")), "oss.tls_versions", "drifted", False)
+    assert item["severity"] == "HIGH" and "TLSv1.0" in item["message"]
+    assert "alert mode, nothing written" in item["reason"]
+
+    second = sweep_once(cloud, policy)  # nothing changed: nothing is sent
+    assert not second.delivery.sent and second.delivery.message is None
+    assert len(sink.alerts) == 1
+
+    cloud.clock.advance(REMINDER_HOURS[0] * HOUR + 5)
+    third = sweep_once(cloud, policy)
+    assert third.delivery.sent and len(sink.alerts) == 2
+    (reminder,) = sink.alerts[1]["needs_attention"]
+    assert reminder["reminder"] is True and reminder["check"] == "oss.tls_versions"
+    ((_, alerts),) = _open_alerts(cloud, policy).items()
+    assert alerts[0].reminders == {"0.1h"}
+
+    assert not sweep_once(cloud, policy).delivery.sent  # the step was sent once
+    cloud.clock.advance((REMINDER_HOURS[1] - REMINDER_HOURS[0]) * HOUR + 5)
+    assert sweep_once(cloud, policy).delivery.sent  # the next step of the ladder
+    assert [i["reminder"] for i in sink.alerts[2]["needs_attention"]] == [True]
+    assert not sweep_once(cloud, policy).delivery.sent
+    assert len(sink.alerts) == 3
+
+    outsider(cloud).put_https_config(BucketRef("alert-me", "cn-hangzhou"),
+                                     RawHttpsConfig(True, ("TLSv1.2", "TLSv1.3")))  # a person fixes it
+    fixed = sweep_once(cloud, policy)
+    assert fixed.by_name("alert-me").outcome is Outcome.COMPLIANT
+    assert fixed.delivery.sent and len(sink.alerts) == 4
+    resolved = sink.alerts[3]
+    assert resolved["needs_attention"] == []
+    assert [(r["id"], r["check"], r["state"]) for r in resolved["resolved"]] == [
+        (str(_bucket("alert-me")), "oss.tls_versions", "drifted")]
+    assert _open_alerts(cloud, policy) == {}
+    assert not sweep_once(cloud, policy).delivery.sent and len(sink.alerts) == 4
+    assert sink.bad_signatures == 0
+
+
+def test_a_sweep_of_thirty_drifted_targets_sends_exactly_one_message(cloud: Any, tmp_path: Path,
+                                                                     endpoints_file: Path, sink: AlertSink) -> None:
+    names = [f"fleet-{index:02d}" for index in range(30)]
+    cloud.seed({"buckets": [{"name": STATE_BUCKET}, *(drifted_bucket(name) for name in names)]})
+    policy = _policy(tmp_path, sink, mode="enforce")
+    common = ["--policy", str(policy), "--localcloud", str(endpoints_file), "--json"]
+
+    result = cli("apply", "--mode", "alert", "--concurrency", "8", *common)
+    assert result.exit_code == 2, result.output  # drift left (alert mode)
+    report = json_out(result)
+    assert report["summary"]["drifted"] == 30
+    assert report["alerts"] == {"sent": True, "error": None, "new": 30, "resolved": 0, "remediated": 0}
+    assert sink.posts == 1 and len(sink.alerts) == 1
+    (digest,) = sink.alerts
+    assert digest["run"]["command"] == "apply" and digest["run"]["mode"] == "alert"
+    assert digest["counts"] == {"drifted": 30, "targets": 30}
+    assert sorted(i["target"]["name"] for i in digest["needs_attention"]) == names
+    assert len(_open_alerts(cloud, policy)) == 30
+    assert all(bucket_snapshot(cloud, n)["https_config"]["TLS"]["TLSVersion"] == LEGACY_HTTPS["tls"]["versions"]
+               for n in names)  # alert mode writes nothing
+
+    again = cli("apply", "--mode", "alert", *common)  # more than a handful of targets: one listing of alert state
+    assert json_out(again)["alerts"]["sent"] is False
+    assert sink.posts == 1
+
+
+def test_a_failed_delivery_is_reported_and_never_blocks_a_remediation(cloud: Any, tmp_path: Path,
+                                                                      endpoints_file: Path, sink: AlertSink) -> None:
+    cloud.seed({"buckets": [{"name": STATE_BUCKET}, drifted_bucket("fix-me")]})
+    policy = _policy(tmp_path, sink, mode="enforce", attempts=2)
+    common = ["--policy", str(policy), "--localcloud", str(endpoints_file)]
+
+    sink.status = 500
+    answered_500 = cli("apply", *common, "--json")
+    assert answered_500.exit_code == 0, answered_500.output  # remediated; the alert's fate is not the target's
+    report = json_out(answered_500)
+    (target,) = report["targets"]
+    assert target["outcome"] == "remediated"
+    assert bucket_snapshot(cloud, "fix-me")["https_config"]["TLS"]["TLSVersion"] == ["TLSv1.2", "TLSv1.3"]
+    assert report["alerts"]["sent"] is False and "webhook answered 500" in report["alerts"]["error"]
+    assert report["summary"]["alert_errors"] == 1
+    assert sink.posts == 2 and sink.bad_signatures == 0  # retried once, signed both times
+
+    outsider(cloud).put_https_config(BucketRef("fix-me", "cn-hangzhou"), RawHttpsConfig(True, ("TLSv1.0", "TLSv1.2")))
+    sink.close()  # the receiver is gone
+    unreachable = cli("apply", *common)
+    assert unreachable.exit_code == 0, unreachable.output
+    assert "fix-me (cn-hangzhou): REMEDIATED" in unreachable.stdout
+    assert "! alert digest not delivered: Transient: webhook unreachable" in unreachable.stdout
+    assert "Traceback" not in unreachable.output
+    assert bucket_snapshot(cloud, "fix-me")["https_config"]["TLS"]["TLSVersion"] == ["TLSv1.2", "TLSv1.3"]
+
+
+def test_concurrent_runs_open_each_alert_once(cloud: Any, tmp_path: Path, sink: AlertSink) -> None:
+    names = ["race-a", "race-b", "race-c"]
+    cloud.seed({"buckets": [{"name": STATE_BUCKET}, *(drifted_bucket(n) for n in names)]})
+    policy = _policy(tmp_path, sink)
+    outcomes: list[Any] = []
+    errors: list[BaseException] = []
+
+    def one() -> None:
+        try:
+            outcomes.append(sweep_once(cloud, policy))
+        except BaseException as exc:  # surfaced below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=one) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert not errors, errors
+    assert len(outcomes) == 3
+    alerted = sorted(i["target"]["name"] for digest in sink.alerts for i in digest["needs_attention"])
+    assert alerted == names  # each problem alerted exactly once, whichever run opened it
+    open_alerts = _open_alerts(cloud, policy)
+    assert len(open_alerts) == 3
+    state = wiring_for(cloud, policy).state
+    assert state is not None
+    for name in names:
+        opened = [k for k in state.bucket.keys(state.bucket.key("alerts", "open", "oss-bucket", name) + "/")
+                  if "/opened." in k]
+        assert len(opened) == 1, opened
+
+
+# -- AlertPath itself, on the real state bucket ----------------------------------------------------------------------
+class Clock:
+    def __init__(self, start: float) -> None:
+        self.now = start
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def state(cloud: Any, tmp_path: Path) -> State:
+    cloud.seed({"buckets": [{"name": STATE_BUCKET}]})
+    wired = wiring_for(cloud, write_policy(tmp_path, POLICY, "state-only.yaml")).state
+    assert wired is not None
+    return wired
+
+
+def _notifier(sink: AlertSink) -> WebhookNotifier:
+    return WebhookNotifier(sink.url, ALERT_SECRET, timeout_seconds=2, retry=RetryPolicy(attempts=1))
+
+
+def _path(state: State, sink: AlertSink, clock: Clock, hours: tuple[float, ...] = (1.0, 24.0)) -> AlertPath:
+    return AlertPath(state.alerts, _notifier(sink), AlertSettings(hours), clock, attempts_before_alert=2)
+
+
+def _drifted(name: str, check: str = "oss.tls_versions", *, state: str = "", outcome: Outcome = Outcome.DRIFTED,
+             severity: Severity = Severity.HIGH, details: dict[str, str] | None = None,
+             kind: TargetKind = TargetKind.OSS_BUCKET) -> TargetResult:
+    target = TargetRef(kind, name, "cn-hangzhou", ACCOUNT)
+    extra = dict(details or {})
+    if state:
+        extra["alert_state"] = state
+    finding = Finding(target, check, severity, "TLSv1.2,TLSv1.3", "TLSv1.0,TLSv1.2", details=extra)
+    return TargetResult(target, outcome, "drift (alert mode, nothing written)", Mode.ALERT, (finding,),
+                        checks=(check,))
+
+
+def _compliant(name: str, checks: tuple[str, ...] = ("oss.tls_versions",),
+               kind: TargetKind = TargetKind.OSS_BUCKET) -> TargetResult:
+    return TargetResult(TargetRef(kind, name, "cn-hangzhou", ACCOUNT), Outcome.COMPLIANT, "matches the policy",
+                        Mode.ALERT, checks=checks)
+
+
+def _flush(path: AlertPath, *results: TargetResult, verifications: tuple[Verification, ...] = ()) -> dict[str, Any]:
+    for result in results:
+        path.observe(result)
+    for verification in verifications:
+        path.observe_verification(verification)
+    delivery = path.flush(command="sweep", mode="alert")
+    assert not delivery.error, delivery.error
+    return delivery.message if delivery.sent and delivery.message is not None else {}
+
+
+def _states(message: dict[str, Any], section: str = "needs_attention") -> list[tuple[str, str, str]]:
+    return [(item["target"]["name"], item["check"], item["state"]) for item in message.get(section) or []]
+
+
+def test_dedup_per_target_check_and_state_and_resolution_only_when_judged(state: State, sink: AlertSink) -> None:
+    clock = Clock(1_900_000_000.0)
+    assert _states(_flush(_path(state, sink, clock), _drifted("unit-a"))) == [
+        ("unit-a", "oss.tls_versions", "drifted")]
+    assert _flush(_path(state, sink, clock), _drifted("unit-a")) == {}  # same problem: deduplicated
+
+    failed = TargetResult(_bucket("unit-a"), Outcome.FAILED, "oss GetBucketHttpsConfig AccessDenied", Mode.ALERT,
+                          error_code="AccessDenied")
+    message = _flush(_path(state, sink, clock), failed)
+    assert _states(message) == [("unit-a", TARGET_CHECK, "failed")]
+    assert message["resolved"] == []  # an unreadable target judged nothing: its drift stays open
+
+    drift_to_failed = _drifted("unit-a", outcome=Outcome.FAILED)  # a write that failed: a new state of the check
+    message = _flush(_path(state, sink, clock), drift_to_failed)
+    assert _states(message) == [("unit-a", "oss.tls_versions", "failed")]
+    assert _states(message, "resolved") == [("unit-a", TARGET_CHECK, "failed")]  # judged this time, gone
+    assert {a.state for alerts in state.alerts.open_alerts().values() for a in alerts} == {"failed"}
+
+    message = _flush(_path(state, sink, clock), _compliant("unit-a"))
+    assert message["needs_attention"] == []
+    assert _states(message, "resolved") == [("unit-a", "oss.tls_versions", "failed")]
+    assert state.alerts.open_alerts() == {}
+    assert _flush(_path(state, sink, clock), _compliant("unit-a")) == {}
+    closed = list(state.bucket.keys(state.bucket.key("alerts", "closed") + "/"))
+    assert len(closed) == 3  # drifted, target/failed, failed: each closed with a record
+    assert len(sink.alerts) == 4
+
+
+def test_reminders_follow_the_hour_ladder_once_per_step(state: State, sink: AlertSink) -> None:
+    clock = Clock(1_900_000_000.0)
+    opened = clock.now
+    assert _flush(_path(state, sink, clock), _drifted("unit-hours"))
+    clock.now = opened + 0.5 * HOUR
+    assert _flush(_path(state, sink, clock), _drifted("unit-hours")) == {}
+    clock.now = opened + 1.0 * HOUR
+    message = _flush(_path(state, sink, clock), _drifted("unit-hours"))
+    assert [i["reminder"] for i in message["needs_attention"]] == [True]
+    assert _flush(_path(state, sink, clock), _drifted("unit-hours")) == {}
+    clock.now = opened + 30 * HOUR
+    message = _flush(_path(state, sink, clock), _drifted("unit-hours"))
+    assert [i["reminder"] for i in message["needs_attention"]] == [True]  # one reminder, not one per step
+    ((_, (alert,)),) = state.alerts.open_alerts().items()
+    assert alert.reminders == {"1h", "24h"} and alert.opened_at == int(opened)
+
+    late = Clock(opened + 100 * HOUR)  # a problem first seen long after: both steps fall due at once
+    assert _flush(_path(state, sink, late), _drifted("unit-late"))
+    late.now += 30 * HOUR
+    message = _flush(_path(state, sink, late), _drifted("unit-late"))
+    assert [(i["target"]["name"], i["reminder"]) for i in message["needs_attention"]] == [("unit-late", True)]
+    assert _flush(_path(state, sink, late), _drifted("unit-late")) == {}
+
+
+def test_certificate_expiry_reminds_on_the_policys_day_steps(state: State, sink: AlertSink) -> None:
+    clock = Clock(1_900_000_000.0)
+    domain = TargetKind.OSS_CNAME
+
+    def expiring(ladder: str, severity: Severity = Severity.HIGH, alert_state: str = "renewal_due:AB:CD:EF:01",
+                 outcome: Outcome = Outcome.DRIFTED) -> TargetResult:
+        return _drifted("img.example.test", "cert.expiry", state=alert_state, severity=severity, outcome=outcome,
+                        details={"ladder": ladder, "days_left": "6.5"}, kind=domain)
+
+    heads_up = expiring("30d", Severity.INFO, "expiring:AB:CD:EF:01", Outcome.COMPLIANT)
+    message = _flush(_path(state, sink, clock), heads_up)  # a notice on the ladder, even while compliant
+    assert _states(message) == [("img.example.test", "cert.expiry", "expiring:AB:CD:EF:01")]
+    assert message["needs_attention"][0]["severity"] == "LOW"
+    clock.now += 48 * HOUR  # no hour-based reminders on the certificate ladder
+    assert _flush(_path(state, sink, clock), heads_up) == {}
+    message = _flush(_path(state, sink, clock), expiring("14d", Severity.INFO, "expiring:AB:CD:EF:01",
+                                                         Outcome.COMPLIANT))
+    assert [i["reminder"] for i in message["needs_attention"]] == [True]
+
+    message = _flush(_path(state, sink, clock), expiring("7d"))  # renewal due now (alert mode): a new state
+    assert _states(message) == [("img.example.test", "cert.expiry", "renewal_due:AB:CD:EF:01")]
+    assert message["needs_attention"][0]["reminder"] is False
+    assert _states(message, "resolved") == []  # the heads-up is superseded by the open renewal problem
+    assert _flush(_path(state, sink, clock), expiring("7d")) == {}
+    clock.now += 200 * HOUR
+    assert _flush(_path(state, sink, clock), expiring("7d")) == {}
+    message = _flush(_path(state, sink, clock), expiring("1d", Severity.CRITICAL))
+    assert [(i["state"], i["reminder"], i["severity"]) for i in message["needs_attention"]] == [
+        ("renewal_due:AB:CD:EF:01", True, "CRITICAL")]
+    assert _flush(_path(state, sink, clock), expiring("1d", Severity.CRITICAL)) == {}
+    ((_, (alert,)),) = state.alerts.open_alerts().items()
+    assert alert.reminders == {"7d", "1d"}
+
+
+def test_verifications_alert_not_effective_and_cannot_verify_then_resolve(state: State, sink: AlertSink) -> None:
+    clock = Clock(1_900_000_000.0)
+    target = _bucket("unit-live")
+    checks = ("oss.cipher_suites", "oss.tls_versions")
+    journal_id = "oss-bucket/unit-live/20300328T000000000000Z-0123abcd"
+
+    def verification(verdict: LiveVerification, attempts: int = 0, detail: str = "stalled") -> Verification:
+        return Verification(target, journal_id, checks, verdict, detail, 4, attempts)
+
+    assert _flush(_path(state, sink, clock), verifications=(verification(LiveVerification.PENDING, 1),)) == {}
+    message = _flush(_path(state, sink, clock), verifications=(verification(LiveVerification.PENDING, 2),))
+    (problem,) = message["needs_attention"]
+    assert (problem["check"], problem["state"], problem["journal_id"]) == ("live", "cannot_verify", journal_id)
+    assert _flush(_path(state, sink, clock), verifications=(verification(LiveVerification.PENDING, 3),)) == {}
+    clock.now += 1.5 * HOUR  # open problems of a verification are reminded like any other
+    message = _flush(_path(state, sink, clock), verifications=(verification(LiveVerification.PENDING, 4),))
+    assert [i["reminder"] for i in message["needs_attention"]] == [True]
+
+    message = _flush(_path(state, sink, clock), verifications=(
+        verification(LiveVerification.NOT_EFFECTIVE, detail="TLSv1.0 is accepted but the policy excludes it"),))
+    assert _states(message) == [("unit-live", "live", "not_effective")]
+    assert message["verifications"][0]["live_verification"] == "not_effective"
+    assert [r["state"] for r in message["resolved"]] == []  # cannot_verify closed silently: the check is still bad
+
+    message = _flush(_path(state, sink, clock), verifications=(
+        verification(LiveVerification.EFFECTIVE, detail="accepts exactly TLSv1.2, TLSv1.3"),))
+    assert message["needs_attention"] == []
+    assert [(r["id"], r["state"]) for r in message["resolved"]] == [(str(target), "not_effective")]
+    assert state.alerts.open_alerts() == {}
+
+
+def test_the_digest_lists_remediations_notices_and_counts_and_skips_what_is_not_news(state: State,
+                                                                                    sink: AlertSink) -> None:
+    clock = Clock(1_900_000_000.0)
+    target = _bucket("unit-fixed")
+    action = Action(target, "https_config", "PutBucketHttpsConfig", {}, {}, {}, ("oss.tls_versions",),
+                    "PutBucketHttpsConfig: TLS TLSv1.2,TLSv1.3")
+    journal_id = "oss-bucket/unit-fixed/20300328T000000000000Z-89abcdef"
+    remediated = TargetResult(target, Outcome.REMEDIATED, "drift in oss.tls_versions rolled back", Mode.ENFORCE,
+                              actions=(action,), applied=True, journal_id=journal_id,
+                              live_verification=LiveVerification.PENDING,
+                              trigger=Trigger("event", "evt-1", "ram-user:ops-alice"), checks=("oss.tls_versions",))
+    own = TargetResult(_bucket("unit-own"), Outcome.REFUSED, "after tlsguard's own change", Mode.ENFORCE,
+                       (_drifted("unit-own").findings[0],), trigger=Trigger("event", own=True))
+    duplicate = TargetResult(_bucket("unit-dup"), Outcome.COMPLIANT, "duplicate event", Mode.ENFORCE,
+                             error_code="DuplicateEvent")
+    path = _path(state, sink, clock)
+    path.notice("listing_failed", "ListBuckets failed: throttled", region="cn-hangzhou")
+    message = _flush(path, remediated, own, duplicate, _compliant("unit-quiet"))
+    assert message["counts"] == {"compliant": 2, "refused": 1, "remediated": 1, "targets": 4}
+    assert message["needs_attention"] == [] and message["resolved"] == []
+    (fixed,) = message["remediated"]
+    assert fixed["journal_id"] == journal_id and fixed["undo"] == f"tlsguard undo {journal_id}"
+    assert fixed["actor"] == "ram-user:ops-alice" and fixed["event_id"] == "evt-1"
+    assert fixed["live_verification"] == "pending" and fixed["checks"] == ["oss.tls_versions"]
+    assert message["notices"] == [{"kind": "listing_failed", "message": "ListBuckets failed: throttled",
+                                   "region": "cn-hangzhou"}]
+    assert state.alerts.open_alerts() == {}  # neither tlsguard's own change nor a duplicate is a problem
+
+    assert _flush(_path(state, sink, clock), _compliant("unit-quiet")) == {}  # nothing to say: nothing sent
+    assert len(sink.alerts) == 1
+
+
+def test_a_large_run_lists_fifty_items_per_section_and_counts_the_rest(state: State, sink: AlertSink) -> None:
+    clock = Clock(1_900_000_000.0)
+    results = [_drifted(f"unit-many-{index:03d}") for index in range(MAX_ITEMS_PER_SECTION + 12)]
+    message = _flush(_path(state, sink, clock), *results)
+    assert len(message["needs_attention"]) == MAX_ITEMS_PER_SECTION
+    assert message["counts"]["drifted"] == MAX_ITEMS_PER_SECTION + 12
+    assert len(state.alerts.open_alerts()) == MAX_ITEMS_PER_SECTION + 12  # every one is recorded, and deduplicated
+    assert _flush(_path(state, sink, clock), *results) == {}
+    assert len(sink.alerts) == 1
+
+
+def _flush_together(path: AlertPath, barrier: threading.Barrier, deliveries: list[Any]) -> None:
+    barrier.wait(10)
+    deliveries.append(path.flush(command="sweep"))
+
+
+def test_concurrent_flushes_open_an_alert_once(state: State, sink: AlertSink) -> None:
+    """Several runs decide at the same moment: the alert state lock (a create-if-absent object) lets one alert."""
+    clock = Clock(1_900_000_000.0)
+    for round_number in range(3):
+        paths = [_path(state, sink, clock) for _ in range(4)]
+        result = _drifted(f"unit-race-{round_number}")
+        for path in paths:
+            path.observe(result)
+        barrier = threading.Barrier(len(paths))
+        deliveries: list[Any] = []
+        threads = [threading.Thread(target=_flush_together, args=(path, barrier, deliveries)) for path in paths]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(30)
+        assert len(deliveries) == len(paths)
+        assert sum(1 for d in deliveries if d.sent) == 1, [d.to_dict() for d in deliveries]
+    assert [i["target"]["name"] for a in sink.alerts for i in a["needs_attention"]] == [
+        f"unit-race-{n}" for n in range(3)]
+
+
+def test_an_alert_whose_opener_has_not_recorded_when_is_not_reminded_at_once(state: State, sink: AlertSink) -> None:
+    """Only the lock of an alert is there (a concurrent run holds it and is still writing, or died between the two
+    objects): another run neither alerts it again nor takes "opened at epoch 0" as every reminder step being due."""
+    clock = Clock(1_900_000_000.0)
+    result = _drifted("unit-lock-only")
+    lock = state.bucket.key("alerts", "open", "oss-bucket/unit-lock-only", "oss.tls_versions", "drifted", "lock.json")
+    assert state.bucket.create_json(lock, {"check": "oss.tls_versions", "state": "drifted"})
+    assert _flush(_path(state, sink, clock), result) == {}
+    ((_, (alert,)),) = state.alerts.open_alerts().items()
+    assert alert.reminders == set() and alert.opened_at == 0.0
+    assert sink.alerts == []
+
+
+def test_without_a_state_bucket_or_a_notifier(state: State, sink: AlertSink) -> None:
+    clock = Clock(1_900_000_000.0)
+    stateless = AlertPath(None, _notifier(sink), AlertSettings(), clock)
+    assert _states(_flush(stateless, _drifted("unit-nostate")))  # nothing to deduplicate against: news
+    again = AlertPath(None, _notifier(sink), AlertSettings(), clock)
+    assert _states(_flush(again, _drifted("unit-nostate")))  # ...every time
+    silent = AlertPath(state.alerts, None, AlertSettings(), clock)
+    silent.observe(_drifted("unit-silent"))
+    delivery = silent.flush(command="plan")
+    assert not delivery.sent and delivery.message is not None  # composed (for the report), never sent
+    assert _states(delivery.message) == [("unit-silent", "oss.tls_versions", "drifted")]
+    assert len(sink.alerts) == 2

@@ -65,6 +65,9 @@ VARIANTS = {
                       "ticket (cross-host resumption, which RFC 8446 4.6.1 permits for a covering certificate but "
                       "says SHOULD NOT; real OSS's acceptance is undocumented). Single process only.",
 }
+#: The engine's figures before issue 13's refactor (bench/README.md, 2026-11-23, same command, quiet host).
+RECORDED_BEFORE = {"date": "2026-11-23", "client_cpu_ms_per_bucket": 8.2, "client_cpu_ms_per_call": 2.66,
+                   "calls_per_bucket": 3.09}
 POLICY = """
 version: 1
 mode: enforce
@@ -158,6 +161,23 @@ def run_sweep(endpoints_file: Path, policy_file: Path, concurrency: int, apply: 
             "failed_examples": [t["reason"] for t in report.targets if t["outcome"] == "failed"][:3]}
 
 
+def run_cname_pass(endpoints_file: Path, policy_file: Path, concurrency: int) -> dict[str, Any]:
+    """The daily full custom-domain discovery pass (``runs.full_cname_pass``: ListBuckets, then one ListCname per
+    bucket, ``concurrency`` at a time, in this one process), as the certificate timer runs it when the inventory is
+    older than ``certificates.discovery_hours``. Not part of the bucket sweep: measured and labelled apart."""
+    from tlsguard import runs
+    from tlsguard.policy.loader import load_policy
+    from tlsguard.wiring import build, context
+
+    wiring = build(load_policy(policy_file), localcloud=str(endpoints_file), concurrency=concurrency)
+    ctx = context(wiring, apply=False)
+    discovery = runs.Discovery()
+    cpu_started, started = time.process_time(), time.perf_counter()
+    domains = sum(1 for _ in runs.full_cname_pass(ctx, concurrency, discovery))
+    return {"wall_seconds": time.perf_counter() - started, "cpu_seconds": time.process_time() - cpu_started,
+            "domains": domains, "errors": discovery.errors[:3]}
+
+
 def run_naive(endpoints_file: Path, sample: int) -> dict[str, Any]:
     """The loop a first script would be: list, then GET the three documents per bucket, one after the other."""
     import alibabacloud_oss_v2 as oss
@@ -201,6 +221,8 @@ def main() -> int:
     parser.add_argument("--drift", type=float, default=0.02)
     parser.add_argument("--naive-sample", type=int, default=200)
     parser.add_argument("--mode", choices=["apply", "plan"], default="apply")
+    parser.add_argument("--no-cname-pass", dest="cname_pass", action="store_false",
+                        help="skip the separately labelled full custom-domain discovery pass")
     parser.add_argument("--variant", choices=sorted(VARIANTS), default=None,
                         help="measure an evaluated variant (clearly labelled; not the product default)")
     args = parser.parse_args()
@@ -238,11 +260,33 @@ def main() -> int:
             naive = run_naive(endpoints_file, args.naive_sample)
             naive["server_cpu_seconds"] = process_cpu_seconds(server.pid) - naive_server_before
             naive["calls"] = sum(oss_calls(endpoints).values())
+            cname: dict[str, Any] | None = None
+            if args.cname_pass:
+                control(endpoints, "POST", "/stats/reset", {})
+                cname_server_before = process_cpu_seconds(server.pid)
+                cname = run_cname_pass(endpoints_file, policy_file, args.concurrency)
+                cname["server_cpu_seconds"] = process_cpu_seconds(server.pid) - cname_server_before
+                cname["calls"] = oss_calls(endpoints)
         finally:
             server.terminate()
             server.wait(timeout=30)
     client_cpu = parent_cpu + workers_cpu
     total_calls = sum(calls.values())
+    per_bucket_ms = 1000 * client_cpu / args.buckets
+    per_call_ms = 1000 * client_cpu / max(1, total_calls)
+    naive_per_bucket_ms = 1000 * naive["cpu_seconds"] / max(1, naive["sample"])
+    cname_pass = None
+    if cname is not None:
+        cname_calls = sum(cname["calls"].values())
+        cname_pass = {
+            "label": "SEPARATE from the bucket sweep: the daily full custom-domain discovery pass "
+                     "(runs.full_cname_pass: ListBuckets + one ListCname per bucket, one process)",
+            "buckets": args.buckets, "domains": cname["domains"], "api_calls": cname_calls,
+            "calls_by_operation": cname["calls"], "wall_seconds": round(cname["wall_seconds"], 2),
+            "client_cpu_ms_per_bucket": round(1000 * cname["cpu_seconds"] / args.buckets, 2),
+            "localcloud_cpu_ms_per_bucket": round(1000 * cname["server_cpu_seconds"] / args.buckets, 2),
+            "wall_ms_per_bucket": round(1000 * cname["wall_seconds"] / args.buckets, 2),
+            "errors": cname["errors"]}
     wall = sweep["wall_seconds"]
     io_bound = total_calls * args.latency_ms / 1000 / args.concurrency
     busiest_process = max(server_cpu, parent_cpu if args.processes == 1 else workers_cpu / args.processes)
@@ -276,6 +320,12 @@ def main() -> int:
         "peak_rss_mb_by_process": {"parent": round(parent_peak_rss_mb, 1),
                                    "largest_worker": round(workers_peak_rss_mb, 1) if args.processes > 1 else None},
         "outcomes": sweep["counts"],
+        "client_cpu_ms_per_bucket": round(per_bucket_ms, 2), "client_cpu_ms_per_call": round(per_call_ms, 2),
+        "calls_per_bucket": round(total_calls / args.buckets, 3),
+        "client_cpu_per_bucket_over_naive": round(per_bucket_ms / naive_per_bucket_ms, 3) if naive_per_bucket_ms
+        else None,
+        "recorded_before_refactor": RECORDED_BEFORE,
+        "custom_domain_pass": cname_pass,
         "cpu_seconds": {"tlsguard": round(client_cpu, 1), "tlsguard_per_call_ms": round(1000 * client_cpu /
                                                                                           max(1, total_calls), 2),
                         "localcloud": round(server_cpu, 1), "localcloud_per_call_ms": round(1000 * server_cpu /
@@ -302,6 +352,11 @@ def main() -> int:
           f"{reachable['sdk_client_only_over_bound']}x even if localcloud cost no CPU (a bare loop of SDK calls, "
           f"TLS handshake per bucket host included: {reachable['sdk_client_cpu_per_call_ms']} ms of client CPU per "
           f"GET, x {total_calls} calls / {cores} cores)")
+    print(f"  client CPU per bucket {per_bucket_ms:.2f} ms ({per_call_ms:.2f} ms per call x "
+          f"{total_calls / args.buckets:.2f} calls per bucket; {result['client_cpu_per_bucket_over_naive']}x the naive "
+          f"loop's {naive_per_bucket_ms:.2f} ms in this run). Recorded before the refactor (engine, "
+          f"{RECORDED_BEFORE['date']}): {RECORDED_BEFORE['client_cpu_ms_per_bucket']} ms per bucket, "
+          f"{RECORDED_BEFORE['client_cpu_ms_per_call']} ms per call x {RECORDED_BEFORE['calls_per_bucket']} calls")
     print(f"  peak RSS {result['peak_rss_mb']} MB (goal < 200); outcomes {sweep['counts']}")
     if sweep["failed_examples"]:
         print(f"  failures, e.g.: {sweep['failed_examples']}")
@@ -320,6 +375,12 @@ def main() -> int:
     ]
     for label, ours, theirs in rows:
         print(f"  {label:<26}{ours:>14}   {theirs}")
+    if cname_pass is not None:
+        print(f"  custom-domain discovery pass (SEPARATE, daily; not in the figures above): {args.buckets} buckets, "
+              f"{cname_pass['api_calls']} calls ({cname_pass['calls_by_operation']}), {cname_pass['domains']} domains; "
+              f"wall {cname_pass['wall_seconds']} s; client CPU per bucket "
+              f"{cname_pass['client_cpu_ms_per_bucket']} ms, localcloud "
+              f"{cname_pass['localcloud_cpu_ms_per_bucket']} ms")
     print(json.dumps(result))
     return 0
 

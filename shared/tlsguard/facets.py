@@ -321,12 +321,19 @@ class Actual:
     """What one target has now: the facets read for this run (a facet whose read failed holds its error)."""
 
     def __init__(self, target: TargetRef, values: dict[str, Any] | None = None,
-                 errors: dict[str, CloudError] | None = None, trust: TrustStore | None = None) -> None:
+                 errors: dict[str, CloudError] | None = None,
+                 trust: TrustStore | Callable[[], TrustStore] | None = None) -> None:
         self.target = target
-        self.trust = trust  # the anchors certificate chains are judged against
+        self._trust = trust  # the anchors certificate chains are judged against (or how to load them)
         self.values: dict[str, Any] = dict(values or {})
         self.errors: dict[str, CloudError] = dict(errors or {})
         self._memo: dict[str, Any] = {}
+
+    @property
+    def trust(self) -> TrustStore | None:
+        if callable(self._trust):
+            self._trust = self._trust()
+        return self._trust
 
     def __contains__(self, facet: str) -> bool:
         return facet in self.values
@@ -375,7 +382,7 @@ def read_facets(ports: Ports, target: TargetRef, names: list[str], *, parallel: 
             errors[name] = error
         else:
             values[name] = value
-    return Actual(target, values, errors, ports.trust)
+    return Actual(target, values, errors, lambda: ports.trust)
 
 
 def describe_json(value: Any) -> str:

@@ -16,15 +16,16 @@ import multiprocessing
 import queue
 import threading
 from concurrent.futures import ThreadPoolExecutor
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from tlsguard.errors import CloudError, TlsguardError
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Iterator
+    from collections.abc import Callable, Iterable, Iterator
 
     from tlsguard.model import Mode, TargetRef, TargetResult
 
+T = TypeVar("T")
 _DONE = "done"
 _ERROR = "error"
 _RESULT = "result"
@@ -155,3 +156,43 @@ def io_pool() -> ThreadPoolExecutor:
         if _io_pool is None:
             _io_pool = ThreadPoolExecutor(max_workers=16, thread_name_prefix="tlsguard-io")
         return _io_pool
+
+
+_nested: ThreadPoolExecutor | None = None
+
+
+def _nested_pool() -> ThreadPoolExecutor:
+    global _nested
+    with _io_pool_lock:
+        if _nested is None:
+            _nested = ThreadPoolExecutor(max_workers=8, thread_name_prefix="tlsguard-nested")
+        return _nested
+
+
+def overlapped(calls: list[Callable[[], T]]) -> list[T]:
+    """Run independent round trips at once: all but the first on :func:`io_pool`, the first on this thread.
+
+    Returns their results in order; the first error is raised once all have finished. Uses shared pools rather
+    than a pool per call (starting and joining threads cost more CPU than the calls themselves). A task of
+    :func:`io_pool` (a state read overlapped with a target's facet reads) overlaps its own calls on a second pool
+    whose tasks never wait for anything pooled, so no task ever waits for tasks queued behind it.
+    """
+    name = threading.current_thread().name
+    if len(calls) < 2 or name.startswith("tlsguard-nested"):
+        return [call() for call in calls]
+    pool = _nested_pool() if name.startswith("tlsguard-io") else io_pool()
+    futures = [pool.submit(call) for call in calls[1:]]
+    results: list[Any] = []
+    error: BaseException | None = None
+    try:
+        results.append(calls[0]())
+    except BaseException as exc:  # still wait for the others: none is left running unobserved
+        error = exc
+    for future in futures:
+        try:
+            results.append(future.result())
+        except BaseException as exc:
+            error = error or exc
+    if error is not None:
+        raise error
+    return results

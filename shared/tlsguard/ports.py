@@ -156,5 +156,20 @@ class Ports:
     cdn: CdnPort | None = None
     cas: CasPort | None = None
     live: LivePort | None = None
-    trust: TrustStore | None = None
     account: str = ""
+    #: The PEM bundle certificate chains are judged against ("" means certifi's roots); loaded on first use, so a
+    #: run that judges no certificate (a bucket sweep) never imports cryptography nor holds the roots in memory.
+    trust_bundle: str = ""
+    _trust: TrustStore | None = None
+
+    @property
+    def trust(self) -> TrustStore:
+        if self._trust is None:
+            from tlsguard.certs.chain import load_trust_store
+
+            self._trust = load_trust_store(self.trust_bundle or None)
+        return self._trust
+
+    @trust.setter
+    def trust(self, value: TrustStore) -> None:
+        self._trust = value

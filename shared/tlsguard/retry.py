@@ -27,7 +27,26 @@ class RetryPolicy:
 
 
 def call_with_retries(policy: RetryPolicy, fn: Callable[[], T]) -> T:
-    """Run ``fn``; retry it on :class:`Transient` with exponential backoff and jitter; re-raise the last error."""
+    """Run ``fn``; retry it on :class:`Transient` with exponential backoff and jitter; re-raise the last error.
+
+    The first attempt runs directly: nearly every call succeeds at once, and a tenacity ``Retrying`` costs about
+    15 us of CPU per call (three or more calls per bucket in a sweep). Only after a transient failure does
+    tenacity take over, counting that failure as its first attempt: attempts and waits are unchanged.
+    """
+    try:
+        return fn()
+    except Transient as exc:
+        if policy.attempts <= 1:
+            raise
+        first: Transient | None = exc
+
+    def attempt() -> T:
+        nonlocal first
+        if first is not None:  # tenacity's attempt 1 is the failure that already happened
+            failed, first = first, None
+            raise failed
+        return fn()
+
     from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential_jitter
 
     retrying = Retrying(
@@ -37,4 +56,4 @@ def call_with_retries(policy: RetryPolicy, fn: Callable[[], T]) -> T:
         retry=retry_if_exception_type(Transient),
         reraise=True,
     )
-    return retrying(fn)
+    return retrying(attempt)

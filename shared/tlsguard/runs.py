@@ -238,6 +238,7 @@ class EventGate:
 
     A live claimant holding the lease is waited for (polling for its "done" marker) until its lease expires; then
     this delivery takes the event over. The decision is memoized: every target of the event shares it.
+    :meth:`claim_early` lets the lifecycle make the claim while it reads the target (one round trip for both).
     """
 
     def __init__(self, ctx: RunContext, event_id: str, details: dict[str, Any]) -> None:
@@ -267,9 +268,22 @@ class EventGate:
             self.decision = decision
             return decision
 
+    def claim_early(self) -> None:
+        """One claim attempt, overlapped with the target's reads: an acquired (or duplicate) decision is kept for
+        :meth:`__call__`; a live claimant is left for it to wait for, only if there is something to write."""
+        from tlsguard.state import LeaseState
+
+        with self._lock:
+            if self.decision is not None or self.ctx.state is None:
+                return
+            decision = self.ctx.state.leases.acquire(self.event_id, now=self.ctx.clock(), details=self.details)
+            if decision.state is not LeaseState.BUSY:
+                self.decision = decision
+
     def finish(self, *, retry: bool) -> None:
         """Mark the event handled (or give it back so FC's retry may take it at once)."""
-        decision = self.decision
+        with self._lock:  # an early claim still in flight decides first
+            decision = self.decision
         if decision is None or decision.lease is None or self.ctx.state is None:
             return
         if retry:

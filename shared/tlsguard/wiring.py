@@ -80,7 +80,6 @@ def build(policy: Policy, *, localcloud: str | dict[str, Any] | None = None,
     from tlsguard.adapters.live import LiveProber
     from tlsguard.adapters.oss import AliyunOss, connection_from_endpoint_data
     from tlsguard.adapters.oss_cname import AliyunOssCname
-    from tlsguard.certs.chain import load_trust_store
     from tlsguard.ports import Ports
     from tlsguard.ratelimit import RateLimiter
 
@@ -105,10 +104,9 @@ def build(policy: Policy, *, localcloud: str | dict[str, Any] | None = None,
         http_port = endpoints.get("edge_http_port")
         ports.live = LiveProber(connect=(host, int(endpoints["tls_port"])),
                                 http_connect=(host, int(http_port)) if http_port else None)
-        ports.trust = load_trust_store(endpoints.get("ca_bundle"))
+        ports.trust_bundle = str(endpoints.get("ca_bundle") or "")
     else:
         ports.live = LiveProber()
-        ports.trust = load_trust_store(None)
     state = open_state(policy, oss)
     if notifier is None:
         notifier = webhook_notifier(policy)

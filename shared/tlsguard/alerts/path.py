@@ -129,7 +129,8 @@ class AlertPath:
     attempts_before_alert: int = 3
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _problems: dict[tuple[str, str, str], Problem] = field(default_factory=dict)
-    _judged: dict[str, set[str]] = field(default_factory=dict)  # target key -> checks judged in this run
+    #: target key -> the checks judged in this run (the result's own tuple: a 10,000-target sweep keeps no copies)
+    _judged: dict[str, tuple[str, ...]] = field(default_factory=dict)
     _targets: dict[str, TargetRef] = field(default_factory=dict)
     _counts: dict[str, int] = field(default_factory=dict)
     _remediated: list[dict[str, Any]] = field(default_factory=list)
@@ -144,10 +145,8 @@ class AlertPath:
                 return
             key = result.target.key
             self._targets[key] = result.target
-            judged = self._judged.setdefault(key, set())
             if result.outcome is not Outcome.FAILED or result.findings:
-                judged.update(result.checks)
-                judged.add(TARGET_CHECK)
+                self._judged[key] = (*result.checks, TARGET_CHECK, *self._judged.get(key, ()))
             for problem in problems:
                 self._problems[(key, problem.check, problem.state)] = problem
             if result.outcome is Outcome.REMEDIATED and result.applied:
@@ -164,7 +163,7 @@ class AlertPath:
         with self._lock:
             key = verification.target.key
             self._targets[key] = verification.target
-            self._judged.setdefault(key, set()).add(LIVE_CHECK)
+            self._judged[key] = (*self._judged.get(key, ()), LIVE_CHECK)
             if verification.verdict is not LiveVerification.PENDING:
                 self._verified.append(verification.to_dict())
             if problem is not None:
@@ -253,7 +252,8 @@ class AlertPath:
             if self._reminder_due(problem, alert, now):
                 reminders.append(problem)
         for (key, check), alerts in open_alerts.items():
-            if check not in {_safe(c) for c in self._judged.get(key, set())}:
+            judged = self._judged.get(key)
+            if judged is None or check not in {_safe(c) for c in judged}:
                 continue  # this run did not judge it: leave it open
             current = {_safe(s) for (k, c, s) in self._problems if k == key and _safe(c) == check}
             for alert in alerts:

@@ -19,15 +19,15 @@ from __future__ import annotations
 import datetime as dt
 import re
 import secrets
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from tlsguard.errors import ConfigError, TlsguardError
 from tlsguard.model import Action, TargetKind, TargetRef, utc_now_iso
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Callable, Iterator
 
     from tlsguard.state.store import StateBucket
 
@@ -151,12 +151,11 @@ class Journal:
         outcome = {"version": JOURNAL_VERSION, "journal_id": journal_id, "time": utc_now_iso(now),
                    "status": status, "actions": actions, "verified": verified, "reason": reason,
                    "live_verification": live_verification, "reconciled": reconciled}
+        from tlsguard.parallel import overlapped  # lazily: multiprocessing is not for the functions' cold start
+
         filed = {k: v for k, v in intent.items() if k != "nonce"}
-        with ThreadPoolExecutor(max_workers=2) as pool:
-            done = [pool.submit(self.bucket.create_json, self._entry_key(journal_id, "intent"), filed),
-                    pool.submit(self.bucket.create_json, self._entry_key(journal_id, "outcome"), outcome)]
-            for future in done:
-                future.result()
+        overlapped([partial(self.bucket.create_json, self._entry_key(journal_id, "intent"), filed),
+                    partial(self.bucket.create_json, self._entry_key(journal_id, "outcome"), outcome)])
         self.bucket.delete(self._open_key(journal_id))
 
     def close_open(self, journal_id: str) -> None:
@@ -195,11 +194,21 @@ class Journal:
         """Ids of intents without a filed outcome (all targets, or one)."""
         return self._ids_under("open", ".json", target, None)
 
-    def ids(self, target: TargetRef | None = None, since: float | None = None) -> list[str]:
-        """Ids of every entry, filed or open, of one target or all, oldest first, optionally since an epoch."""
-        found = set(self._ids_under("journal", ".intent.json", target, since))
-        found |= set(self._ids_under("open", ".json", target, since))
-        return sorted(found, key=lambda i: JournalId.parse(i).stamp)
+    def ids(self, target: TargetRef | None = None, since: float | None = None, *,
+            opened: Callable[[], list[str]] | None = None) -> list[str]:
+        """Ids of every entry, filed or open, of one target or all, oldest first, optionally since an epoch.
+
+        The two listings are independent: they are made at once (one round trip, not two). ``opened``: the target's
+        open intents from an :meth:`open_ids` listing made anyway (called after the filed listing: not listed twice)."""
+        from tlsguard.parallel import overlapped
+
+        if opened is not None:
+            filed = self._ids_under("journal", ".intent.json", target, since)
+            still_open = [i for i in opened() if since is None or JournalId.parse(i).epoch >= since]
+        else:
+            filed, still_open = overlapped([partial(self._ids_under, "journal", ".intent.json", target, since),
+                                            partial(self._ids_under, "open", ".json", target, since)])
+        return sorted(set(filed) | set(still_open), key=lambda i: JournalId.parse(i).stamp)
 
     def entries(self, journal_ids: list[str]) -> list[JournalEntry]:
         """Read several entries at once (in parallel: each is two GETs); a damaged one is left out."""
@@ -212,8 +221,9 @@ class Journal:
             except DamagedEntry:
                 return None
 
-        with ThreadPoolExecutor(max_workers=min(8, len(journal_ids))) as pool:
-            found = list(pool.map(read, journal_ids))
+        from tlsguard.parallel import overlapped
+
+        found = overlapped([partial(read, journal_id) for journal_id in journal_ids])
         return [entry for entry in found if entry is not None]
 
     def iterate(self, *, target_name: str = "", since: float | None = None) -> Iterator[JournalEntry]:

@@ -54,6 +54,16 @@ class PendingVerifications:
     def add(self, pending: PendingVerification) -> None:
         self.bucket.create_json(self._key(pending.target, pending.stamp), pending.to_dict())
 
+    def exists(self, target: TargetRef) -> bool:
+        """Whether ``target`` has a pending verification: one listing, the records are not read (a single-target
+        run only needs to know, and reading them would cost a second round trip after the listing)."""
+        base = self.bucket.key("verify/")
+        for key in self.bucket.keys(base + target.key + "/"):
+            match = _PENDING.match(key[len(base):])
+            if match is not None and match["rest"] == ".json":
+                return True
+        return False
+
     def all(self, target: TargetRef | None = None) -> list[PendingVerification]:
         """Every pending verification (of one target, or all), with its inconclusive attempts."""
         base = self.bucket.key("verify/")

@@ -35,7 +35,6 @@ from tlsguard.verify_live import Verification
 from tests.support import ACCOUNT, outsider, wiring_for, write_policy
 from tests.tlsguard.lifecycle._fixtures import (
     ALERT_SECRET,
-    ALERT_SECRET_ENV,
     LEGACY_HTTPS,
     STATE_BUCKET,
     AlertSink,
@@ -49,7 +48,6 @@ from tests.tlsguard.lifecycle._fixtures import (
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
     from pathlib import Path
 
     from tlsguard.state import State
@@ -65,13 +63,6 @@ defaults:
 state: {{bucket: {STATE_BUCKET}}}
 """
 
-
-@pytest.fixture
-def sink(monkeypatch: pytest.MonkeyPatch) -> Iterator[AlertSink]:
-    monkeypatch.setenv(ALERT_SECRET_ENV, ALERT_SECRET)
-    receiver = AlertSink()
-    yield receiver
-    receiver.close()
 
 
 def _policy(tmp_path: Path, sink: AlertSink, *, mode: str = "alert", attempts: int = 1) -> Path:

@@ -28,8 +28,6 @@ from tlsguard.wiring import alert_path
 from localcloud.faults import FaultRule
 from tests.support import ACCOUNT, lifecycle_for, wiring_for, write_policy
 from tests.tlsguard.lifecycle._fixtures import (
-    ALERT_SECRET,
-    ALERT_SECRET_ENV,
     STATE_BUCKET,
     AlertSink,
     CountingProxy,
@@ -88,13 +86,6 @@ certificates:
 verify: {{propagation_minutes: {WINDOW_MINUTES}}}
 """
 
-
-@pytest.fixture
-def sink(monkeypatch: pytest.MonkeyPatch) -> Iterator[AlertSink]:
-    monkeypatch.setenv(ALERT_SECRET_ENV, ALERT_SECRET)
-    receiver = AlertSink()
-    yield receiver
-    receiver.close()
 
 
 def _bucket(name: str) -> TargetRef:

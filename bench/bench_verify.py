@@ -25,14 +25,11 @@ Prints a summary and one JSON line (``{"bench": "verify", ...}``).
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
-import socket
 import sys
 import tempfile
 import textwrap
-import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -42,6 +39,7 @@ sys.path[:0] = [str(ROOT), str(ROOT / "shared")]
 
 from bench._localcloud import start_localcloud_process  # noqa: E402
 from bench.bench_sweep import ACCOUNT  # noqa: E402
+from localcloud.relay import CountingRelay  # noqa: E402
 
 POLICY = """
 version: 1
@@ -61,53 +59,6 @@ verify: {propagation_minutes: 0}
 GOALS = {"oss-bucket": 6, "oss-cname": 1, "cdn-domain": 2}
 GOAL_TEXT = {"oss-bucket": "<= 4 versions + 2 cipher classes", "oss-cname": "1 (the certificate)",
              "cdn-domain": "1 per HTTP check (HSTS + redirect)"}
-
-
-class CountingRelay:
-    """A TCP relay to ``upstream`` that counts the connections it accepts (what verifications really opened)."""
-
-    def __init__(self, upstream: tuple[str, int]) -> None:
-        self.upstream = upstream
-        self.accepts = 0
-        self._sock = socket.create_server(("127.0.0.1", 0), backlog=128)
-        self.port = int(self._sock.getsockname()[1])
-        threading.Thread(target=self._serve, daemon=True).start()
-
-    def _serve(self) -> None:
-        while True:
-            try:
-                client, _ = self._sock.accept()
-            except OSError:
-                return
-            self.accepts += 1
-            threading.Thread(target=self._relay, args=(client,), daemon=True).start()
-
-    def _relay(self, client: socket.socket) -> None:
-        try:
-            upstream = socket.create_connection(self.upstream, timeout=10)
-        except OSError:
-            client.close()
-            return
-
-        def pipe(source: socket.socket, sink: socket.socket) -> None:
-            try:
-                while data := source.recv(65536):
-                    sink.sendall(data)
-            except OSError:
-                pass
-            finally:
-                with contextlib.suppress(OSError):
-                    sink.shutdown(socket.SHUT_WR)
-
-        back = threading.Thread(target=pipe, args=(upstream, client), daemon=True)
-        back.start()
-        pipe(client, upstream)
-        back.join(10)
-        client.close()
-        upstream.close()
-
-    def close(self) -> None:
-        self._sock.close()
 
 
 def https_only(name: str) -> dict[str, Any]:

@@ -2,8 +2,8 @@
 
 * :class:`AlertSink`: a loopback webhook receiver that checks tlsguard's HMAC signature and keeps every digest; it
   can answer 500 (``sink.status = 500``) or be shut down to prove a failed delivery never blocks a remediation.
-* :class:`CountingProxy`: a TCP relay in front of localcloud's TLS plane that counts the connections a live
-  verification opens (the honest connection count).
+* ``localcloud.relay.CountingRelay`` (used from here): a TCP relay in front of localcloud's TLS plane that counts
+  the connections a live verification opens (the honest connection count).
 * :func:`reset_server`: a loopback server that answers every ClientHello with a TCP RST.
 * :func:`sweep_once`: one run exactly as ``tlsguard apply`` composes it (due verifications, reconcile, discovery,
   the lifecycle over every target, one digest), but on localcloud's clock so tests can move time.
@@ -149,53 +149,8 @@ class AlertSink:
 
 
 # -- connection counting and hostile endpoints ---------------------------------------------------------------
-class CountingProxy:
-    """A TCP relay to ``upstream`` that counts accepted connections (what a verification really opened)."""
 
-    def __init__(self, upstream: tuple[str, int]) -> None:
-        self.upstream = upstream
-        self.accepts = 0
-        self._sock = socket.create_server(("127.0.0.1", 0), backlog=64)
-        self.port = int(self._sock.getsockname()[1])
-        self._stopping = threading.Event()
-        threading.Thread(target=self._serve, daemon=True).start()
 
-    def _serve(self) -> None:
-        while not self._stopping.is_set():
-            try:
-                client, _ = self._sock.accept()
-            except OSError:
-                return
-            self.accepts += 1
-            threading.Thread(target=self._relay, args=(client,), daemon=True).start()
-
-    def _relay(self, client: socket.socket) -> None:
-        try:
-            upstream = socket.create_connection(self.upstream, timeout=10)
-        except OSError:
-            client.close()
-            return
-
-        def pipe(source: socket.socket, sink: socket.socket) -> None:
-            try:
-                while data := source.recv(65536):
-                    sink.sendall(data)
-            except OSError:
-                pass
-            finally:
-                with contextlib.suppress(OSError):
-                    sink.shutdown(socket.SHUT_WR)
-
-        back = threading.Thread(target=pipe, args=(upstream, client), daemon=True)
-        back.start()
-        pipe(client, upstream)
-        back.join(10)
-        client.close()
-        upstream.close()
-
-    def close(self) -> None:
-        self._stopping.set()
-        self._sock.close()
 
 
 @contextlib.contextmanager

@@ -26,11 +26,11 @@ from tlsguard.probe import TlsPolicy
 from tlsguard.wiring import alert_path
 
 from localcloud.faults import FaultRule
+from localcloud.relay import CountingRelay
 from tests.support import ACCOUNT, lifecycle_for, wiring_for, write_policy
 from tests.tlsguard.lifecycle._fixtures import (
     STATE_BUCKET,
     AlertSink,
-    CountingProxy,
     bucket_host,
     bucket_snapshot,
     cli,
@@ -267,7 +267,7 @@ def test_a_prompt_edge_is_effective_with_at_most_six_connections(cloud: Any, tmp
     assert verify_live.run_due(ctx) == []  # the window has not passed: nothing is probed
 
     wait_until_due(ctx)
-    proxy = CountingProxy(_plane(cloud))
+    proxy = CountingRelay(_plane(cloud))
     try:
         ctx.ports.live = LiveProber(connect=("127.0.0.1", proxy.port))
         before = dict(cloud.tls_plane.counters)

@@ -184,38 +184,32 @@ def cli() -> None:
     """Keep OSS buckets, custom domains and CDN domains on their declared TLS posture."""
 
 
-@cli.command()
-@_run_options
-@click.option("--mode", type=click.Choice(MODES), envvar=settings.MODE, default=None,
-              help="Shown in the report; plan never writes whatever the mode.")
-def plan(policy_path: str, localcloud: str | None, as_json: bool, concurrency: int, names: tuple[str, ...],
-         buckets: tuple[str, ...], kinds: tuple[str, ...], processes: int, mode: str | None) -> None:
-    """Show every drift and the exact writes apply would make. Writes nothing."""
+def _run_command(name: str, *, apply: bool, summary: str, mode_help: str) -> click.Command:
+    """``plan`` and ``apply``: the same options and the same run; only whether writes are allowed differs."""
 
-    def run() -> int:
-        report = run_command("plan", policy_path, localcloud, apply=False, mode=mode, names=[*names, *buckets],
-                             kinds=kinds, concurrency=concurrency, processes=processes)
-        _emit(report, as_json)
-        return report.exit_code
+    @_run_options
+    @click.option("--mode", type=click.Choice(MODES), envvar=settings.MODE, default=None, help=mode_help)
+    def command(policy_path: str, localcloud: str | None, as_json: bool, concurrency: int, names: tuple[str, ...],
+                buckets: tuple[str, ...], kinds: tuple[str, ...], processes: int, mode: str | None) -> None:
+        def run() -> int:
+            report = run_command(name, policy_path, localcloud, apply=apply, mode=mode, names=[*names, *buckets],
+                                 kinds=kinds, concurrency=concurrency, processes=processes)
+            _emit(report, as_json)
+            return report.exit_code
 
-    guarded(run)
+        guarded(run)
+
+    command.__doc__ = summary
+    return click.command(name)(command)
 
 
-@cli.command()
-@_run_options
-@click.option("--mode", type=click.Choice(MODES), envvar=settings.MODE, default=None,
-              help="Override the policy's mode (enforce writes; alert and dry-run only report).")
-def apply(policy_path: str, localcloud: str | None, as_json: bool, concurrency: int, names: tuple[str, ...],
-          buckets: tuple[str, ...], kinds: tuple[str, ...], processes: int, mode: str | None) -> None:
-    """Put drifted targets back on the policy (enforce mode), journaling every write before it is made."""
-
-    def run() -> int:
-        report = run_command("apply", policy_path, localcloud, apply=True, mode=mode, names=[*names, *buckets],
-                             kinds=kinds, concurrency=concurrency, processes=processes)
-        _emit(report, as_json)
-        return report.exit_code
-
-    guarded(run)
+plan = _run_command("plan", apply=False, summary="Show every drift and the exact writes apply would make. Writes "
+                    "nothing.", mode_help="Shown in the report; plan never writes whatever the mode.")
+apply = _run_command("apply", apply=True, summary="Put drifted targets back on the policy (enforce mode), journaling "
+                     "every write before it is made.",
+                     mode_help="Override the policy's mode (enforce writes; alert and dry-run only report).")
+cli.add_command(plan)
+cli.add_command(apply)
 
 
 @cli.command()

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
     from tlsguard.adapters.oss import OssConnection
+    from tlsguard.alerts.channels import Dispatcher
     from tlsguard.alerts.path import AlertPath
     from tlsguard.certs._rpc import RpcConnection
     from tlsguard.lifecycle import RunContext
@@ -40,7 +41,7 @@ class Wiring:
     policy: Policy
     ports: Ports
     state: State | None
-    notifier: NotifierPort | None
+    notifier: Dispatcher | NotifierPort | None
 
 
 def read_endpoints(localcloud: str | Path | dict[str, Any]) -> dict[str, Any]:
@@ -69,7 +70,7 @@ def oss_connection(localcloud: str | None = None, region: str | None = None) -> 
 def build(policy: Policy, *, localcloud: str | dict[str, Any] | None = None,
           connection: OssConnection | None = None, rpc: RpcConnection | None = None,
           concurrency: int = settings.DEFAULT_CONCURRENCY, retry: RetryPolicy | None = None,
-          notifier: NotifierPort | None = None, rate_share: float = 1.0) -> Wiring:
+          notifier: Dispatcher | NotifierPort | None = None, rate_share: float = 1.0) -> Wiring:
     """Ports, state and notifier for ``policy``: localcloud (an endpoints file or document), else the real cloud.
 
     ``connection`` / ``rpc`` override the OSS and RPC connections (the functions pass their role's STS keys).
@@ -109,7 +110,7 @@ def build(policy: Policy, *, localcloud: str | dict[str, Any] | None = None,
         ports.live = LiveProber()
     state = open_state(policy, oss)
     if notifier is None:
-        notifier = webhook_notifier(policy)
+        notifier = alert_channels(policy)
     return Wiring(policy, ports, state, notifier)
 
 
@@ -137,18 +138,24 @@ def open_state(policy: Policy, oss: Any) -> State | None:
         settings.EVENT_LEASE_SECONDS, DEFAULT_LEASE_SECONDS, minimum=0.1, maximum=3600))
 
 
-def webhook_notifier(policy: Policy) -> NotifierPort | None:
-    from tlsguard.notify.webhook import WebhookNotifier
-    from tlsguard.retry import RetryPolicy
+def alert_channels(policy: Policy) -> Dispatcher | None:
+    """The policy's alert channels and routes; without any, a signed webhook when ``TLSGUARD_WEBHOOK_URL`` is set.
 
-    url = policy.webhook.url if policy.webhook else settings.env(settings.WEBHOOK_URL)
-    if not url:
-        return None
-    hook = policy.webhook
-    return WebhookNotifier.from_env(url, hook.secret_env if hook else settings.WEBHOOK_SECRET,
-                                    timeout_seconds=hook.timeout_seconds if hook else 5.0,
-                                    retry=RetryPolicy(attempts=hook.attempts if hook else 3, initial_seconds=0.5,
-                                                      max_seconds=4.0))
+    Secrets and robot URLs are read from the environment here, and registered so that no log line shows them.
+    """
+    from dataclasses import replace
+
+    from tlsguard.alerts.channels import build_dispatcher
+    from tlsguard.policy.model import ChannelSpec
+
+    alerts = policy.alerts
+    if not alerts.channels:
+        url = settings.env(settings.WEBHOOK_URL)
+        if not url:
+            return None
+        alerts = replace(alerts, channels=(ChannelSpec("webhook", "webhook", secret_env=settings.WEBHOOK_SECRET,
+                                                       url=url),))
+    return build_dispatcher(alerts)
 
 
 def context(wiring: Wiring, *, apply: bool, mode: Mode | None = None, parallel_reads: bool = False,

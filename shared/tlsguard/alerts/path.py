@@ -20,6 +20,7 @@ from tlsguard.model import LiveVerification, Mode, Outcome, Severity, utc_now_is
 if TYPE_CHECKING:
     from collections.abc import Callable
 
+    from tlsguard.alerts.channels import ChannelResult, Dispatcher
     from tlsguard.model import TargetRef, TargetResult
     from tlsguard.policy.model import AlertSettings
     from tlsguard.ports import NotifierPort
@@ -67,12 +68,14 @@ class Delivery:
     sent: bool = False
     error: str = ""
     message: dict[str, Any] | None = None
+    channels: list[ChannelResult] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return {"sent": self.sent, "error": self.error or None,
                 "new": len((self.message or {}).get("needs_attention") or []),
                 "resolved": len((self.message or {}).get("resolved") or []),
-                "remediated": len((self.message or {}).get("remediated") or [])}
+                "remediated": len((self.message or {}).get("remediated") or []),
+                "channels": [c.to_dict() for c in self.channels]}
 
 
 def problems_of(result: TargetResult) -> list[Problem]:
@@ -123,7 +126,7 @@ class AlertPath:
     """Collects a run's results (thread-safe) and, at the end, sends one deduplicated digest."""
 
     store: AlertStateStore | None
-    notifier: NotifierPort | None
+    notifier: Dispatcher | NotifierPort | None
     settings: AlertSettings
     clock: Callable[[], float]
     attempts_before_alert: int = 3
@@ -150,8 +153,9 @@ class AlertPath:
             for problem in problems:
                 self._problems[(key, problem.check, problem.state)] = problem
             if result.outcome is Outcome.REMEDIATED and result.applied:
+                worst = min((f.severity for f in result.active_findings), key=lambda v: v.rank, default=Severity.INFO)
                 self._remediated.append({
-                    "target": result.target.to_dict(), "id": str(result.target),
+                    "target": result.target.to_dict(), "id": str(result.target), "severity": worst.value,
                     "checks": sorted({c for a in result.actions for c in a.checks}),
                     "actions": [a.summary or a.call for a in result.actions], "journal_id": result.journal_id,
                     "undo": f"tlsguard undo {result.journal_id}", "actor": result.trigger.actor or None,
@@ -165,7 +169,8 @@ class AlertPath:
             self._targets[key] = verification.target
             self._judged[key] = (*self._judged.get(key, ()), LIVE_CHECK)
             if verification.verdict is not LiveVerification.PENDING:
-                self._verified.append(verification.to_dict())
+                severity = Severity.HIGH if verification.verdict is LiveVerification.NOT_EFFECTIVE else Severity.INFO
+                self._verified.append({**verification.to_dict(), "severity": severity.value})
             if problem is not None:
                 self._problems[(key, problem.check, problem.state)] = problem
 
@@ -205,17 +210,22 @@ class AlertPath:
         return self.send(message)
 
     def send(self, message: dict[str, Any]) -> Delivery:
-        """Deliver one digest; a failure is returned (and logged), never raised. The problems a failed digest
-        opened are withdrawn from alert state, so the next run alerts them again instead of staying silent."""
+        """Deliver one digest to every channel its items are routed to; failures are returned (and logged), never
+        raised. The problems a failed channel should have carried are withdrawn from alert state, so the next run
+        alerts them again instead of staying silent."""
         if self.notifier is None:
             return Delivery(message=message)
-        try:
-            self.notifier.send(message)
-        except Exception as exc:  # never block a remediation on an alert
-            log.warning("digest not delivered", extra={"error": f"{type(exc).__name__}: {exc}"})
-            self._withdraw(message)
-            return Delivery(error=f"{type(exc).__name__}: {exc}", message=message)
-        return Delivery(sent=True, message=message)
+        from tlsguard.alerts.channels import Dispatcher, routed
+
+        dispatcher = self.notifier if isinstance(self.notifier, Dispatcher) else Dispatcher.single(self.notifier)
+        results = dispatcher.dispatch(message)
+        failed = [r for r in results if not r.sent]
+        for result in failed:
+            log.warning("digest not delivered", extra={"channel": result.name, "type": result.type,
+                                                       "error": result.error})
+            self._withdraw(routed(message, dispatcher.routes, result.name))
+        error = "; ".join(f"{r.name}: {r.error}" for r in failed)
+        return Delivery(sent=any(r.sent for r in results), error=error, message=message, channels=results)
 
     def _withdraw(self, message: dict[str, Any]) -> None:
         if self.store is None:
@@ -244,7 +254,7 @@ class AlertPath:
             alert = existing.get(_safe(state))
             if alert is None:
                 details = {"target": problem.target.to_dict(), "message": problem.message[:500]}
-                if self.store.open(key, check, state, now, details):
+                if self.store.open(key, check, state, now, details, severity=problem.severity.value):
                     new.append(problem)
                     if problem.ladder:
                         self._remind(problem, now, mark_only=True)
@@ -263,7 +273,7 @@ class AlertPath:
                 if not current:
                     target = self._targets.get(key)
                     resolved.append({"target": target.to_dict() if target else {"key": key}, "id": str(target or key),
-                                     "check": check, "state": alert.state,
+                                     "check": check, "state": alert.state, "severity": alert.severity or None,
                                      "message": f"{check} on {target.name if target else key}: resolved"})
         return new, reminders, resolved
 

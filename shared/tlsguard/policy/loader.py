@@ -20,6 +20,7 @@ from tlsguard.policy.model import (
     DEFAULT_PROPAGATION_SECONDS,
     MODERN_VERSIONS,
     AlertSettings,
+    ChannelSpec,
     CipherMode,
     CipherPolicy,
     Desired,
@@ -28,12 +29,13 @@ from tlsguard.policy.model import (
     Guard,
     Policy,
     Posture,
+    Route,
+    RouteMatch,
     Rule,
     Selector,
     TlsVersion,
     VerifySettings,
     Waiver,
-    WebhookSettings,
 )
 from tlsguard.policy.suites import TLS12_SUITES, TLS13_SUITES
 
@@ -252,21 +254,67 @@ def _build(data: dict[str, Any], located: _Located) -> Policy:
     windows = {kind: float(verify_raw.get("per_kind", {}).get(kind.value, default_window / 60)) * 60
                for kind in TargetKind}
     verify = VerifySettings(windows, int(verify_raw.get("attempts_before_alert", 3)))
-    alerts_raw = data.get("alerts", {})
-    alert_settings = AlertSettings(tuple(sorted(float(h) for h in alerts_raw.get("reminder_hours", (24, 72, 168)))))
-    webhook = None
-    if "webhook" in data.get("alerts", {}):
-        raw_hook = data["alerts"]["webhook"]
-        webhook = WebhookSettings(raw_hook["url"], raw_hook.get("secret_env", "TLSGUARD_WEBHOOK_SECRET"),
-                                  float(raw_hook.get("timeout_seconds", 5.0)), int(raw_hook.get("attempts", 3)))
+    alert_settings = _alert_settings(data.get("alerts", {}), located)
     state = data.get("state", {})
     return Policy(
         defaults=defaults, mode=Mode(data.get("mode", "enforce")), rules=tuple(rules), waivers=tuple(waivers),
         state_bucket=state.get("bucket", ""), state_prefix=state.get("prefix", "tlsguard/"), guard=guard,
         rate_limits=tuple(sorted((k, float(v)) for k, v in data.get("rate_limits", {}).items())),
-        webhook=webhook, source=located.file, certificates=cert_policy, cdn_https=cdn_policy, verify=verify,
+        source=located.file, certificates=cert_policy, cdn_https=cdn_policy, verify=verify,
         alerts=alert_settings,
     )
+
+
+#: What each channel type needs from the environment (checked when the policy is loaded, values when a run starts).
+_CHANNEL_NEEDS = {"dingtalk": ("url_env",), "wecom": ("url_env",), "lark": ("url_env",), "slack": ("url_env",),
+                  "email": ("smtp_host", "from", "to"), "webhook": ()}
+
+
+def _alert_settings(raw: dict[str, Any], located: _Located) -> AlertSettings:
+    """``alerts:``: channels (unique names, what each type needs), routes naming known channels, language."""
+    channels: list[ChannelSpec] = []
+    for index, item in enumerate(raw.get("channels", [])):
+        path: Path_ = ("alerts", "channels", index)
+        missing = [key for key in _CHANNEL_NEEDS[item["type"]] if key not in item]
+        if missing:
+            raise located.error(f"a {item['type']} channel needs {', '.join(missing)}", path)
+        if item["type"] == "webhook" and "url_env" not in item:
+            raise located.error("a webhook channel needs url_env", path)
+        if any(c.name == item["name"] for c in channels):
+            raise located.error(f"duplicate channel name {item['name']!r}", (*path, "name"))
+        options = {k: v for k, v in item.items() if k not in ("name", "type", "url_env", "secret_env")}
+        channels.append(ChannelSpec(item["name"], item["type"], item.get("url_env", ""), item.get("secret_env", ""),
+                                    options=options))
+    if "webhook" in raw:  # the earlier single-webhook form: a channel named "webhook"
+        hook = raw["webhook"]
+        if any(c.name == "webhook" for c in channels):
+            raise located.error("alerts.webhook and a channel named 'webhook' cannot both be given", ("alerts",))
+        channels.append(ChannelSpec("webhook", "webhook", secret_env=hook.get("secret_env", "TLSGUARD_WEBHOOK_SECRET"),
+                                    url=hook["url"], options={k: v for k, v in hook.items()
+                                                              if k in ("timeout_seconds", "attempts")}))
+    names = {c.name for c in channels}
+    routes: list[Route] = []
+    for index, item in enumerate(raw.get("routes", [])):
+        unknown = [name for name in item["channels"] if name not in names]
+        if unknown:
+            raise located.error(f"unknown channel {unknown[0]!r} (channels: {', '.join(sorted(names)) or 'none'})",
+                                ("alerts", "routes", index, "channels"))
+        match = item.get("match", {})
+        for glob in match.get("target", []):
+            _check_glob(glob, located, ("alerts", "routes", index, "match", "target"))
+        routes.append(Route(RouteMatch(frozenset(match.get("severity", [])),
+                                       frozenset(_canonical_check(c) if c not in ("live", "target") else c
+                                                 for c in match.get("check", [])),
+                                       frozenset(match.get("kind", [])), tuple(match.get("target", []))),
+                            tuple(item["channels"])))
+    return AlertSettings(tuple(sorted(float(h) for h in raw.get("reminder_hours", (24, 72, 168)))),
+                         raw.get("language", "en"), tuple(channels), tuple(routes))
+
+
+def _check_glob(glob: str, located: _Located, path: Path_) -> None:
+    """A glob fnmatch would silently match nothing with is refused (an unclosed ``[``)."""
+    if glob.count("[") != glob.count("]"):
+        raise located.error(f"invalid glob {glob!r}: unbalanced brackets", path)
 
 
 def _canonical_check(check_id: str) -> str:

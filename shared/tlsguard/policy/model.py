@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from tlsguard.certs.model import CertPolicy
 from tlsguard.model import Mode, TargetKind, TargetRef
@@ -148,14 +148,6 @@ class Guard:
 
 
 @dataclass(frozen=True)
-class WebhookSettings:
-    url: str
-    secret_env: str = "TLSGUARD_WEBHOOK_SECRET"
-    timeout_seconds: float = 5.0
-    attempts: int = 3
-
-
-@dataclass(frozen=True)
 class CdnHttpsPolicy:
     """Desired HTTPS posture of CDN domains (``certificates.cdn_https``). ``None`` fields are not managed."""
 
@@ -186,11 +178,49 @@ class VerifySettings:
         return self.propagation_seconds.get(kind, DEFAULT_PROPAGATION_SECONDS)
 
 
+#: The channel types tlsguard can deliver to.
+CHANNEL_TYPES = ("dingtalk", "wecom", "lark", "slack", "email", "webhook")
+
+
+@dataclass(frozen=True)
+class ChannelSpec:
+    """One place alerts go. Secrets and robot URLs are never in the policy file: only the names of the environment
+    variables holding them (``url_env``, ``secret_env``); the generic webhook's ``url`` is the one exception kept
+    for the earlier ``alerts.webhook`` form."""
+
+    name: str
+    type: str
+    url_env: str = ""
+    secret_env: str = ""
+    url: str = ""
+    options: dict[str, Any] = field(default_factory=dict, hash=False, compare=True)
+
+
+@dataclass(frozen=True)
+class RouteMatch:
+    """What a route selects: each given criterion must match (AND); values within one are OR."""
+
+    severities: frozenset[str] = frozenset()  # lower-case: critical, high, medium, low, info
+    checks: frozenset[str] = frozenset()
+    kinds: frozenset[str] = frozenset()
+    targets: tuple[str, ...] = ()  # globs on the target name
+
+
+@dataclass(frozen=True)
+class Route:
+    match: RouteMatch
+    channels: tuple[str, ...]
+
+
 @dataclass(frozen=True)
 class AlertSettings:
-    """Reminders for problems that stay open (hours after first alert); certificate expiry uses its own ladder."""
+    """Where alerts go and how: channels, routes (none: every channel gets everything), the language of messages,
+    and reminders for problems that stay open (hours after first alert; certificate expiry uses its day ladder)."""
 
     reminder_hours: tuple[float, ...] = (24.0, 72.0, 168.0)
+    language: str = "en"  # en | zh-CN
+    channels: tuple[ChannelSpec, ...] = ()
+    routes: tuple[Route, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -205,7 +235,6 @@ class Policy:
     state_prefix: str = "tlsguard/"
     guard: Guard = field(default_factory=Guard)
     rate_limits: tuple[tuple[str, float], ...] = ()
-    webhook: WebhookSettings | None = None
     source: str = ""
     certificates: CertPolicy = field(default_factory=CertPolicy)
     cdn_https: CdnHttpsPolicy = field(default_factory=CdnHttpsPolicy)

@@ -2,7 +2,7 @@
 
 ``alerts/open/<kind>/<name>/<check>/<state>/lock.json``           created with forbid-overwrite when the problem
                                                                     is first alerted: the first writer alerts;
-``alerts/open/<kind>/<name>/<check>/<state>/opened.<epoch>.json``  when (the time is in the name);
+``alerts/open/<kind>/<name>/<check>/<state>/opened.<epoch>.<SEVERITY>.json``  when, and how severe (in the name);
 ``alerts/open/<kind>/<name>/<check>/<state>/reminder.<step>.json``  one per reminder step sent;
 ``alerts/closed/<kind>/<name>/<check>/<state>.<epoch>.json``        written when the problem resolved; the open
                                                                     objects are then deleted.
@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from tlsguard.state.store import StateBucket
 
 _OPEN = re.compile(r"^(?P<target>[^/]+/[^/]+)/(?P<check>[^/]+)/(?P<state>[^/]+)/"
-                   r"(?:opened\.(?P<opened>\d+)|reminder\.(?P<step>[^/]+)|(?P<lock>lock))\.json$")
+                   r"(?:opened\.(?P<opened>\d+)(?:\.(?P<severity>[A-Z]+))?|reminder\.(?P<step>[^/]+)|(?P<lock>lock))\.json$")
 _SAFE = re.compile(r"[^A-Za-z0-9._:-]")
 
 
@@ -40,6 +40,7 @@ class OpenAlert:
     check: str
     state: str
     opened_at: float = 0.0
+    severity: str = ""  # as first alerted (routes select by it, "resolved" included)
     reminders: set[str] = field(default_factory=set)
     keys: list[str] = field(default_factory=list)
 
@@ -67,6 +68,7 @@ class AlertStateStore:
             alert.keys.append(key)
             if match["opened"] is not None:
                 alert.opened_at = float(match["opened"])
+                alert.severity = match["severity"] or ""
             elif match["step"] is not None:
                 alert.reminders.add(match["step"])
         grouped: dict[tuple[str, str], list[OpenAlert]] = {}
@@ -74,12 +76,14 @@ class AlertStateStore:
             grouped.setdefault((alert.target_key, alert.check), []).append(alert)
         return grouped
 
-    def open(self, target_key: str, check: str, state: str, now: float, details: dict[str, Any]) -> bool:
+    def open(self, target_key: str, check: str, state: str, now: float, details: dict[str, Any], *,
+             severity: str = "") -> bool:
         """Record a newly alerted problem; True when this caller recorded it first (so it alerts)."""
         directory = self._dir(target_key, check, state)
         if not self.bucket.create_json(f"{directory}lock.json", {"check": check, "state": state}):
             return False  # a concurrent run opened it first
-        self.bucket.create_json(f"{directory}opened.{int(now)}.json",
+        suffix = f".{severity.upper()}" if severity.isalpha() else ""
+        self.bucket.create_json(f"{directory}opened.{int(now)}{suffix}.json",
                                 {"check": check, "state": state, "time": utc_now_iso(now), **details})
         return True
 

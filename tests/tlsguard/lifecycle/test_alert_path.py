@@ -143,7 +143,8 @@ def test_a_sweep_of_thirty_drifted_targets_sends_exactly_one_message(cloud: Any,
     assert result.exit_code == 2, result.output  # drift left (alert mode)
     report = json_out(result)
     assert report["summary"]["drifted"] == 30
-    assert report["alerts"] == {"sent": True, "error": None, "new": 30, "resolved": 0, "remediated": 0}
+    assert report["alerts"] == {"sent": True, "error": None, "new": 30, "resolved": 0, "remediated": 0, "channels": [
+        {"name": "webhook", "type": "webhook", "sent": True, "messages": 1, "items": 30, "error": None, "retries": 0}]}
     assert sink.posts == 1 and len(sink.alerts) == 1
     (digest,) = sink.alerts
     assert digest["run"]["command"] == "apply" and digest["run"]["mode"] == "alert"
@@ -180,7 +181,7 @@ def test_a_failed_delivery_is_reported_and_never_blocks_a_remediation(cloud: Any
     unreachable = cli("apply", *common)
     assert unreachable.exit_code == 0, unreachable.output
     assert "fix-me (cn-hangzhou): REMEDIATED" in unreachable.stdout
-    assert "! alert digest not delivered: Transient: webhook unreachable" in unreachable.stdout
+    assert "! alert digest not delivered: webhook: Transient: webhook unreachable" in unreachable.stdout
     assert "Traceback" not in unreachable.output
     assert bucket_snapshot(cloud, "fix-me")["https_config"]["TLS"]["TLSVersion"] == ["TLSv1.2", "TLSv1.3"]
 

@@ -1,0 +1,180 @@
+"""What a person reads: a run's digest as a language-neutral view, then Markdown, plain text or HTML (Jinja2
+templates in ``templates/``), in English or Simplified Chinese (``alerts.language``).
+
+Every item says what is wrong or what was done, on which target, who changed it (from ActionTrail), what tlsguard
+did, the journal id with the exact ``tlsguard undo`` command, and a link to the target's console page. Channels take
+the view (:func:`view`) and render it within their own limits: :func:`render` renders any selection of items, so a
+channel that must split a digest renders the parts it can send.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import jinja2
+
+LANGUAGES = ("en", "zh-CN")
+SEVERITIES = ("CRITICAL", "HIGH", "MEDIUM", "LOW", "INFO")
+
+STRINGS: dict[str, dict[str, str]] = {
+    "en": {
+        "title": "tlsguard: {summary}",
+        "needs_attention": "Needs a person", "reminder": "Still open (reminder)", "resolved": "Resolved",
+        "remediated": "Put back by tlsguard", "verifications": "Live verification", "notices": "Run notices",
+        "oss-bucket": "bucket", "oss-cname": "custom domain", "cdn-domain": "CDN domain",
+        "changed_by": "changed by", "undo": "undo", "journal": "journal", "console": "console", "run": "run",
+        "targets": "targets", "omitted": "{n} more items are in the run's report",
+        "compliant": "compliant", "drifted": "drifted", "pending": "pending", "remediated_count": "remediated",
+        "refused": "refused", "contested": "contested", "failed": "failed",
+        "effective": "effective", "not_effective": "not effective", "nothing": "nothing to report",
+        "part": "part {i} of {n}",
+    },
+    "zh-CN": {
+        "title": "tlsguard：{summary}",
+        "needs_attention": "需要人工处理", "reminder": "仍未解决（提醒）", "resolved": "已恢复",
+        "remediated": "tlsguard 已自动回滚", "verifications": "线上验证", "notices": "运行通知",
+        "oss-bucket": "存储空间", "oss-cname": "自定义域名", "cdn-domain": "CDN 域名",
+        "changed_by": "变更人", "undo": "撤销", "journal": "日志", "console": "控制台", "run": "运行",
+        "targets": "个目标", "omitted": "另有 {n} 项见本次运行报告",
+        "compliant": "合规", "drifted": "偏离", "pending": "生效中", "remediated_count": "已修复",
+        "refused": "已拒绝", "contested": "有争议", "failed": "失败",
+        "effective": "已生效", "not_effective": "未生效", "nothing": "无需报告",
+        "part": "第 {i}/{n} 部分",
+    },
+}
+_OUTCOMES = ("failed", "contested", "drifted", "refused", "remediated", "pending", "compliant")
+
+
+def text(language: str, key: str, **values: Any) -> str:
+    strings = STRINGS.get(language, STRINGS["en"])
+    return strings.get(key, STRINGS["en"].get(key, key)).format(**values)
+
+
+def console_link(target: dict[str, Any]) -> str:
+    """The target's page in the Alibaba Cloud console (OSS bucket overview, its domain list, the CDN domain)."""
+    kind, name = target.get("kind"), str(target.get("name") or "")
+    region = str(target.get("region") or "cn-hangzhou")
+    if kind == "oss-bucket":
+        return f"https://oss.console.aliyun.com/bucket/oss-{region}/{name}/overview"
+    if kind == "oss-cname":
+        return f"https://oss.console.aliyun.com/bucket/oss-{region}/{target.get('bucket') or ''}/domain"
+    if kind == "cdn-domain":
+        return f"https://cdn.console.aliyun.com/domain/detail/{name}/basic"
+    return ""
+
+
+@dataclass(frozen=True)
+class ItemView:
+    """One line a person acts on."""
+
+    section: str  # needs_attention | reminder | resolved | remediated | verifications | notices
+    severity: str
+    kind: str  # localized kind of target
+    target: str
+    headline: str
+    detail: str = ""
+    actor: str = ""
+    journal_id: str = ""
+    undo: str = ""
+    console: str = ""
+
+
+@dataclass(frozen=True)
+class DigestView:
+    """A digest, ready to render: title, counts line, items by section."""
+
+    language: str
+    title: str
+    summary: str
+    run: str
+    items: tuple[ItemView, ...]
+    omitted: int = 0
+    critical: bool = False  # a CRITICAL item needs someone now (channels may @-mention)
+    part: str = ""
+    sections: tuple[str, ...] = field(default=("needs_attention", "reminder", "remediated", "verifications",
+                                               "resolved", "notices"))
+
+    def grouped(self) -> list[tuple[str, list[ItemView]]]:
+        return [(text(self.language, name), [i for i in self.items if i.section == name]) for name in self.sections
+                if any(i.section == name for i in self.items)]
+
+    def with_items(self, items: tuple[ItemView, ...], *, part: str = "", omitted: int | None = None) -> DigestView:
+        return replace(self, items=items, part=part, omitted=self.omitted if omitted is None else omitted)
+
+
+def _summary(counts: dict[str, Any], language: str) -> str:
+    parts = []
+    for outcome in _OUTCOMES:
+        n = int(counts.get(outcome) or 0)
+        if n:
+            label = text(language, "remediated_count" if outcome == "remediated" else outcome)
+            parts.append(f"{n} {label}")
+    total = int(counts.get("targets") or 0)
+    head = f"{total} {text(language, 'targets')}" if total else ""
+    return ", ".join([head, *parts]) if head else (", ".join(parts) or text(language, "nothing"))
+
+
+def view(digest: dict[str, Any], language: str = "en") -> DigestView:
+    """The language-neutral view of a digest (``alerts.path`` message)."""
+    language = language if language in LANGUAGES else "en"
+    items: list[ItemView] = []
+
+    def kind(target: dict[str, Any]) -> str:
+        return text(language, str(target.get("kind") or ""))
+
+    for entry in digest.get("needs_attention") or []:
+        target = entry.get("target") or {}
+        items.append(ItemView("reminder" if entry.get("reminder") else "needs_attention",
+                              str(entry.get("severity") or ""), kind(target), str(target.get("name") or ""),
+                              f"{entry.get('check')}: {entry.get('state')}", str(entry.get("message") or ""),
+                              str(entry.get("actor") or ""), str(entry.get("journal_id") or ""),
+                              f"tlsguard undo {entry['journal_id']}" if entry.get("journal_id") else "",
+                              console_link(target)))
+    for entry in digest.get("remediated") or []:
+        target = entry.get("target") or {}
+        actions = "; ".join(str(a) for a in entry.get("actions") or [])
+        items.append(ItemView("remediated", str(entry.get("severity") or ""), kind(target),
+                              str(target.get("name") or ""), ", ".join(entry.get("checks") or []), actions,
+                              str(entry.get("actor") or ""), str(entry.get("journal_id") or ""),
+                              str(entry.get("undo") or ""), console_link(target)))
+    for entry in digest.get("verifications") or []:
+        target = entry.get("target") or {}
+        verdict = str(entry.get("live_verification") or "")
+        items.append(ItemView("verifications", str(entry.get("severity") or ""), kind(target),
+                              str(target.get("name") or ""), text(language, verdict),
+                              str(entry.get("detail") or ""), journal_id=str(entry.get("journal_id") or ""),
+                              console=console_link(target)))
+    for entry in digest.get("resolved") or []:
+        target = entry.get("target") or {}
+        items.append(ItemView("resolved", str(entry.get("severity") or ""), kind(target),
+                              str(target.get("name") or target.get("key") or ""),
+                              f"{entry.get('check')}: {entry.get('state')}", console=console_link(target)))
+    for entry in digest.get("notices") or []:
+        items.append(ItemView("notices", "HIGH", "", "", str(entry.get("kind") or ""),
+                              str(entry.get("message") or "")))
+    counts = digest.get("counts") or {}
+    summary = _summary(counts, language)
+    run = digest.get("run") or {}
+    critical = any(i.severity == "CRITICAL" and i.section in ("needs_attention", "reminder") for i in items)
+    return DigestView(language, text(language, "title", summary=summary), summary,
+                      " ".join(str(v) for v in (run.get("command"), run.get("correlation_id")) if v),
+                      tuple(items), int(digest.get("omitted") or 0), critical)
+
+
+@functools.lru_cache(maxsize=1)
+def _environment() -> jinja2.Environment:
+    import jinja2
+
+    return jinja2.Environment(loader=jinja2.PackageLoader("tlsguard.alerts", "templates"),
+                              autoescape=jinja2.select_autoescape(["html.j2"]), trim_blocks=True,
+                              lstrip_blocks=True, keep_trailing_newline=False)
+
+
+def render(digest_view: DigestView, template: str, **options: Any) -> str:
+    """Render a view with one of ``templates/`` (``markdown.j2``, ``text.j2``, ``html.j2``); ``options`` reach the
+    template (e.g. ``flavor`` for the Markdown dialect of a chat service)."""
+    return _environment().get_template(template).render(
+        view=digest_view, groups=digest_view.grouped(), t=functools.partial(text, digest_view.language), **options)

@@ -225,7 +225,15 @@ class AlertPath:
                                                        "error": result.error})
             self._withdraw(routed(message, dispatcher.routes, result.name))
         error = "; ".join(f"{r.name}: {r.error}" for r in failed)
-        return Delivery(sent=any(r.sent for r in results), error=error, message=message, channels=results)
+        delivered = [r.name for r in results if r.sent]
+        if failed and delivered:  # the channels that work hear that one did not
+            notice = {**message, **{section: [] for section in ("needs_attention", "resolved", "remediated",
+                                                                  "verifications")},
+                      "notices": [{"kind": "delivery_failed", "channel": r.name, "type": r.type,
+                                   "message": f"the digest could not be delivered to {r.name} ({r.type}): {r.error}"}
+                                  for r in failed]}
+            results.extend(dispatcher.dispatch(notice, only=delivered))
+        return Delivery(sent=bool(delivered), error=error, message=message, channels=results)
 
     def _withdraw(self, message: dict[str, Any]) -> None:
         if self.store is None:

@@ -97,9 +97,12 @@ class Dispatcher:
         self.channels = channels
         self.routes = routes
 
-    def dispatch(self, digest: dict[str, Any]) -> list[ChannelResult]:
+    def dispatch(self, digest: dict[str, Any], *, only: list[str] | None = None) -> list[ChannelResult]:
+        """Deliver ``digest`` to every channel (or those named in ``only``) its items are routed to."""
         results = []
         for channel in self.channels:
+            if only is not None and channel.name not in only:
+                continue
             part = routed(digest, self.routes, channel.name)
             if not has_items(part):
                 continue

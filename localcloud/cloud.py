@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 import threading
 from pathlib import Path
 from typing import Any
@@ -18,6 +17,7 @@ from localcloud.clock import Clock
 from localcloud.faults import FaultRegistry
 from localcloud.http import CallStats, Frame, Service, ServiceHTTPServer, require_loopback, serve_in_thread
 from localcloud.iam import IdentityStore
+from localcloud.statedir import StateDir
 from localcloud.tlsregistry import TlsRegistry
 from localcloud.trail import TrailRecorder
 
@@ -35,12 +35,16 @@ class LocalCloud:
         from localcloud.cas import CasBackend
         from localcloud.cdn import CdnBackend
         from localcloud.certs import CertAuthorityStore
+        from localcloud.chat import ChatSinks
         from localcloud.eventbridge import EventBus
         from localcloud.fc import FcBackend
         from localcloud.oss import OssBackend
+        from localcloud.smtp import SmtpSink
 
         self.region = region
-        self.state_dir = Path(state_dir or tempfile.mkdtemp(prefix="localcloud-"))
+        #: CA bundle, TLS keys and other files; a folder localcloud made is removed by :meth:`stop` (and at exit).
+        self._state = StateDir(state_dir)
+        self.state_dir = self._state.path
         self.clock = Clock()
         self.iam = IdentityStore()
         self.faults = FaultRegistry()
@@ -57,6 +61,9 @@ class LocalCloud:
         self.cdn = CdnBackend(self)
         self.fc = FcBackend(self)
         self.events = EventBus(self)
+        #: Chat robot sinks (DingTalk, WeCom, Lark, Slack) and the SMTP sink, for the alert channels' tests.
+        self.chat = ChatSinks(self)
+        self.smtp = SmtpSink(self)
         self.trail.subscribe(self.events.publish)
         self._servers: list[ServiceHTTPServer] = []
         self._threads: list[threading.Thread] = []
@@ -78,6 +85,8 @@ class LocalCloud:
             self.cdn.reset()
             self.cas.reset()
             self.iam.reset()
+            self.chat.reset()
+            self.smtp.reset()
             self.default_account_id = ""
             self.default_access_key = ("", "")
 
@@ -104,6 +113,8 @@ class LocalCloud:
             "fc": self.fc.snapshot(),
             "eventbridge": self.events.snapshot(),
             "tls": {"propagation_seconds": self.tls.propagation_seconds, "hosts": self.tls.hosts()},
+            "chat": self.chat.snapshot(),
+            "smtp": self.smtp.snapshot(),
             "clock_offset": self.clock.offset,
         }
 
@@ -123,17 +134,40 @@ class LocalCloud:
             "control": ControlService(self),
         }
 
+    def ops_services(self) -> dict[str, Service]:
+        """The operations APIs ``tlsguard doctor`` reads (STS, ActionTrail, EventBridge), on ports ``+9..+11``."""
+        from localcloud.actiontrail import ActionTrailService
+        from localcloud.eventbridge.api import EventBridgeService
+        from localcloud.sts import StsService
+
+        return {"sts": StsService(self), "actiontrail": ActionTrailService(self),
+                "eventbridge": EventBridgeService(self)}
+
     def start(self, host: str = "127.0.0.1", port: int = 0, endpoints_file: str | None = None,
               tls: bool = True) -> dict[str, Any]:
         """Start every service on loopback; returns (and optionally writes) the endpoints document.
 
         With ``port`` 0 every service gets an ephemeral port; otherwise OSS listens on ``port``, CDN on
-        ``port+1``, CAS ``+2``, FC ``+3``, control ``+4``, the TLS plane ``+5`` and the CDN edge's
-        plain-HTTP listener ``+6``.
+        ``port+1``, CAS ``+2``, FC ``+3``, control ``+4``, the TLS plane ``+5``, the CDN edge's
+        plain-HTTP listener ``+6``, the chat robots ``+7``, SMTP ``+8``, then STS, ActionTrail and EventBridge
+        ``+9..+11``.
         """
         require_loopback(host)
         ports: dict[str, int] = {}
         for offset, (name, service) in enumerate(self.services().items()):
+            frame = Frame(service, self.faults, self.stats)
+            server = ServiceHTTPServer(host, port + offset if port else 0, frame)
+            self._servers.append(server)
+            self._threads.append(serve_in_thread(server, f"localcloud-{name}"))
+            ports[name] = server.port
+        from localcloud.chat import CHAT_SERVICES, build_chat_frame
+        from localcloud.chat.backend import BASE_PATHS
+
+        chat = ServiceHTTPServer(host, port + 7 if port else 0, build_chat_frame(self.chat, self.faults, self.stats))
+        self._servers.append(chat)
+        self._threads.append(serve_in_thread(chat, "localcloud-chat"))
+        smtp_port = self.smtp.start(host, port + 8 if port else 0)
+        for offset, (name, service) in enumerate(self.ops_services().items(), start=9):
             frame = Frame(service, self.faults, self.stats)
             server = ServiceHTTPServer(host, port + offset if port else 0, frame)
             self._servers.append(server)
@@ -152,6 +186,9 @@ class LocalCloud:
             "account_id": account,
             "access_key_id": ak,
             "access_key_secret": sk,
+            "chat": {service: f"http://{host}:{chat.port}{BASE_PATHS[service]}" for service in CHAT_SERVICES},
+            "smtp": {"host": host, "port": smtp_port},
+            **{name: f"{host}:{ports[name]}" for name in ("sts", "actiontrail", "eventbridge")},
         }
         if tls:
             from localcloud.tls import TlsPlane
@@ -170,6 +207,7 @@ class LocalCloud:
         if self.tls_plane is not None:
             self.tls_plane.stop()
             self.tls_plane = None
+        self.smtp.stop()
         self.fc.stop()
         self.events.stop()
         for server in self._servers:
@@ -177,6 +215,7 @@ class LocalCloud:
             server.server_close()
         self._servers.clear()
         self._threads.clear()
+        self._state.remove()
 
     def __enter__(self) -> LocalCloud:
         return self

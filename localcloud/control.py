@@ -78,6 +78,18 @@ class ControlService:
             ("POST", "/sts/assume-role"): ("AssumeRole", self._assume_role),
             ("POST", "/sts/expire"): ("ExpireCredential", self._expire),
             ("POST", "/timers/fire"): ("FireTimer", self._fire_timer),
+            ("GET", "/dns/txt"): ("GetDnsTxt", self._get_dns_txt),
+            ("PUT", "/dns/txt"): ("SetDnsTxt", self._set_dns_txt),
+            ("GET", "/chat/messages"): ("ListChatMessages", self._chat_messages),
+            ("DELETE", "/chat/messages"): ("ClearChatMessages", self._clear_chat_messages),
+            ("GET", "/chat/robots"): ("ListChatRobots", lambda r: self.cloud.chat.robots(r.query.get("service"))),
+            ("POST", "/chat/robots"): ("CreateChatRobot", self._create_chat_robot),
+            ("GET", "/smtp/messages"): ("ListSmtpMessages", lambda r: self.cloud.smtp.messages()),
+            ("DELETE", "/smtp/messages"): ("ClearSmtpMessages", self._clear_smtp_messages),
+            ("GET", "/smtp/users"): ("ListSmtpUsers", lambda r: self.cloud.smtp.users()),
+            ("POST", "/smtp/users"): ("CreateSmtpUser", self._create_smtp_user),
+            ("GET", "/smtp/limits"): ("GetSmtpLimits", self._smtp_limits),
+            ("PUT", "/smtp/limits"): ("SetSmtpLimits", self._set_smtp_limits),
         }
 
     # -- Service protocol ----------------------------------------------------------------------------------
@@ -200,8 +212,61 @@ class ControlService:
         self.cloud.iam.expire(key, self.cloud.clock.time() - 1)
         return {"expired": key}
 
+    def _get_dns_txt(self, request: Request) -> dict[str, Any]:
+        name = request.query.get("name", "")
+        return {"name": name, "values": list(self.cloud.oss.dns_txt(name))}
+
+    def _set_dns_txt(self, request: Request) -> dict[str, Any]:
+        """Publish the TXT record ``name`` (``_dnsauth.<domain>`` proves domain ownership to OSS PutCname)."""
+        body = _body(request)
+        values = body.get("values", [])
+        if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
+            raise ServiceError(400, "InvalidArgument", "values must be a list of strings")
+        try:
+            self.cloud.oss.set_dns_txt(str(body.get("name", "")), values)
+        except ValueError as exc:
+            raise ServiceError(400, "InvalidArgument", str(exc)) from None
+        return {"name": str(body.get("name", "")), "values": values}
+
     def _fire_timer(self, request: Request) -> dict[str, Any]:
         body = _body(request)
         result: dict[str, Any] = self.cloud.fc.fire_timer(str(body.get("function", "")),
                                                           str(body.get("trigger", "")))
         return result
+
+    # -- alert sinks (chat robots, SMTP) -------------------------------------------------------------------
+    def _chat_messages(self, request: Request) -> list[dict[str, Any]]:
+        query = request.query
+        return self.cloud.chat.messages(query.get("service") or None, query.get("robot") or None)
+
+    def _clear_chat_messages(self, request: Request) -> dict[str, Any]:
+        self.cloud.chat.clear_messages()
+        return {"cleared": True}
+
+    def _create_chat_robot(self, request: Request) -> dict[str, Any]:
+        try:
+            robot = self.cloud.chat.add_robot(_body(request))
+        except ValueError as exc:
+            raise ServiceError(400, "InvalidRobot", str(exc)) from None
+        return robot.as_dict(self.cloud.chat.base_url(robot.service))
+
+    def _clear_smtp_messages(self, request: Request) -> dict[str, Any]:
+        self.cloud.smtp.clear_messages()
+        return {"cleared": True}
+
+    def _create_smtp_user(self, request: Request) -> dict[str, Any]:
+        try:
+            username = self.cloud.smtp.add_user(_body(request))
+        except ValueError as exc:
+            raise ServiceError(400, "InvalidMailbox", str(exc)) from None
+        return {"username": username}
+
+    def _smtp_limits(self, request: Request) -> dict[str, Any]:
+        return {"max_message_size": self.cloud.smtp.max_message_size}
+
+    def _set_smtp_limits(self, request: Request) -> dict[str, Any]:
+        size = _body(request).get("max_message_size")
+        if isinstance(size, bool) or not isinstance(size, int) or size < 1:
+            raise ServiceError(400, "InvalidArgument", 'body is {"max_message_size": <positive integer bytes>}')
+        self.cloud.smtp.max_message_size = size
+        return self._smtp_limits(request)

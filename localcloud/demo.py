@@ -4,7 +4,11 @@
 2. The hourly sweep (fired through localcloud's control API) checks every bucket, custom domain and CDN domain,
    fanned out in batches to ``tlsguard-check`` with FC 3.0 InvokeFunction: drifted buckets and CDN domains are put
    back, an expiring certificate is rebound from CAS, one nothing in CAS can fix needs a person. The whole sweep
-   sends ONE digest to the on-call channel (a local webhook sink that checks the signature).
+   sends ONE digest per channel, routed by the demo's ``alerts:``: the critical and high items to a signed DingTalk
+   robot (one Markdown message), the custom domains and CDN domains to a signed Lark bot (an interactive card),
+   everything to the signed webhook (a local sink). The robots are localcloud's chat sinks, seeded by
+   ``chat_robots``; their URLs and secrets reach tlsguard as environment variables. Both chat messages are shown
+   as the groups see them, and the sinks' verdicts (every signature checked, nothing refused) in the summary.
 3. Every write that changes what an endpoint negotiates or serves is "pending" until the propagation window has
    passed; the five-minute verification timer then probes the endpoints: "effective" — the same TLS 1.1 handshake
    is now refused, and the custom domain serves the renewed certificate.
@@ -22,6 +26,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import re
 import socket
 import ssl
 import subprocess
@@ -48,6 +53,35 @@ REPORTS = ROOT / "reports"
 #: localcloud's edges take this long to apply a change; the demo policy's window is a little longer.
 PROPAGATION_SECONDS = 1.0
 WINDOW_MINUTES = 0.03
+#: The chat robots of the example seed (``chat_robots`` in localcloud/seeds/example.yaml).
+DINGTALK_ROBOT = "acme-oncall"
+LARK_ROBOT = "acme-certs"
+#: The demo's alert channels, added to the example policy: the on-call DingTalk group gets what is critical or
+#: high, the certificate owners' Lark group every custom domain and CDN domain, the signed webhook (an audit log)
+#: everything. Robot URLs and secrets only through the environment variables named here.
+DEMO_ALERTS = """
+alerts:
+  language: en                # or zh-CN
+  channels:
+    - name: oncall-dingtalk
+      type: dingtalk
+      url_env: TLSGUARD_DINGTALK_URL
+      secret_env: TLSGUARD_DINGTALK_SECRET
+    - name: certs-lark
+      type: lark
+      url_env: TLSGUARD_LARK_URL
+      secret_env: TLSGUARD_LARK_SECRET
+    - name: audit-hook
+      type: webhook
+      url_env: TLSGUARD_WEBHOOK_URL
+      secret_env: TLSGUARD_WEBHOOK_SECRET
+  routes:
+    - match: {severity: [critical, high]}
+      channels: [oncall-dingtalk]
+    - match: {kind: [oss-cname, cdn-domain]}
+      channels: [certs-lark]
+    - channels: [audit-hook]
+"""
 
 
 def say(text: str = "") -> None:
@@ -103,6 +137,131 @@ class AlertSink:
     def close(self) -> None:
         self.server.shutdown()
         self.server.server_close()
+
+
+class ChatRobots:
+    """What localcloud's chat sinks accepted and refused, read through its control API (``GET /chat/...``)."""
+
+    def __init__(self, endpoints: dict[str, Any]) -> None:
+        self.endpoints = endpoints
+
+    def robots(self) -> list[dict[str, Any]]:
+        robots: list[dict[str, Any]] = control(self.endpoints, "/chat/robots")
+        return robots
+
+    def robot(self, name: str) -> dict[str, Any]:
+        return next(r for r in self.robots() if r["name"] == name)
+
+    def messages(self, robot: str) -> list[dict[str, Any]]:
+        messages: list[dict[str, Any]] = control(self.endpoints, f"/chat/messages?robot={robot}")
+        return messages
+
+    def since(self, robot: str, index: int, timeout: float) -> list[dict[str, Any]]:
+        """Messages ``robot`` accepted after the first ``index`` (waits up to ``timeout`` for the first)."""
+        wait_for(lambda: len(self.messages(robot)) > index, timeout, step=0.1)
+        return self.messages(robot)[index:]
+
+    def refused(self) -> dict[str, int]:
+        return {r["name"]: int(r["refused"]) for r in self.robots()}
+
+    def marks(self) -> dict[str, int]:
+        """How many messages each of the demo's robots has accepted so far."""
+        return {robot: len(self.messages(robot)) for robot in (DINGTALK_ROBOT, LARK_ROBOT)}
+
+    def recorded(self) -> dict[str, Any]:
+        """For the report: each robot's accepted and refused counts, and every accepted message (its signature left
+        out; no robot URL either: it carries the robot's token)."""
+        robots = [{"service": r["service"], "name": r["name"], "accepted": len(self.messages(r["name"])),
+                   "refused": int(r["refused"])} for r in self.robots()]
+        messages = [{**{k: m[k] for k in ("seq", "service", "robot", "msgtype", "time")},
+                     "body": {k: v for k, v in m["body"].items() if k not in ("sign", "timestamp")}}
+                    for robot in (DINGTALK_ROBOT, LARK_ROBOT) for m in self.messages(robot)]
+        return {"robots": robots, "messages": sorted(messages, key=lambda m: int(m["seq"]))}
+
+
+#: A Markdown link; a chat app shows only its label.
+_LINK = re.compile(r"\[([^\]]*)\]\([^)]*\)")
+
+
+def as_seen(markdown: str) -> list[str]:
+    """The non-empty lines of a chat message's Markdown as the app shows them: no markup, links as their label."""
+    lines = []
+    for line in markdown.splitlines():
+        line = _LINK.sub(r"\1", line).replace("**", "").lstrip("#").strip()
+        if line:
+            lines.append(line)
+    return lines
+
+
+def show_message(lines: list[str], *, others_kept: int = 1, width: int = 112) -> None:
+    """A chat message in a frame, wrapped; the sections that need a person in full, the others' first items."""
+    import textwrap
+
+    from tlsguard.alerts.render import LANGUAGES, text
+
+    person = {text(language, section) for language in LANGUAGES for section in ("needs_attention", "reminder")}
+    shown: list[str] = []
+    section, kept, hidden = "", 0, 0
+
+    def more() -> None:
+        if hidden:
+            shown.append(f"  ... and {hidden} more like these")
+
+    for line in lines:
+        if not line.startswith("- "):  # the title, a section heading, the run line
+            more()
+            section, kept, hidden = line, 0, 0
+            shown.append(line)
+            continue
+        if section not in person and kept >= others_kept:
+            hidden += 1
+            continue
+        kept += 1
+        # an undo command stays on one line (copied as it is)
+        joined = line.replace("tlsguard undo ", "tlsguard\0undo\0")
+        shown.extend(w.replace("\0", " ") for w in textwrap.wrap(joined, width, subsequent_indent="    ",
+                                                                   break_on_hyphens=False))
+    more()
+    for line in shown:
+        say(f"    | {line}")
+
+
+def show_chat(chat: ChatRobots, marks: dict[str, int], *, full: bool, timeout: float = 5.0) -> list[int]:
+    """What the DingTalk robot and the Lark bot accepted since ``marks``: each message as the group sees it
+    (``full``) or one line each. Returns the messages' sequence numbers."""
+    # The bodies as sent: DingTalk {"msgtype": "markdown", "markdown": {"title", "text"}}
+    # (https://open.dingtalk.com/document/robots/custom-robot-access, not in the docs corpus: see
+    # tlsguard/alerts/channels/dingtalk.py); Lark {"msg_type": "interactive", "card": {"header": {"title",
+    # "template"}, "elements"}} (https://open.feishu.cn/document/feishu-cards/quick-start/send-message-cards-with-custom-bot.md).
+    wait = timeout if full else 0.0  # otherwise the webhook's digest, sent after them, has already arrived
+    dingtalk = chat.since(DINGTALK_ROBOT, marks[DINGTALK_ROBOT], wait)
+    lark = chat.since(LARK_ROBOT, marks[LARK_ROBOT], wait)
+    if full:
+        say(f"  DingTalk robot {DINGTALK_ROBOT} (on-call group; route: critical and high) accepted {len(dingtalk)} "
+            f"markdown message(s), signed (timestamp and sign in the URL, checked by the sink):")
+    elif not dingtalk:
+        say(f"  DingTalk {DINGTALK_ROBOT}: nothing (no critical or high item in this run)")
+    for message in dingtalk:
+        markdown = message["body"]["markdown"]
+        if full:
+            show_message(as_seen(markdown["text"]))
+        else:
+            say(f"  DingTalk {DINGTALK_ROBOT}: {message['msgtype']} \"{markdown['title']}\"")
+    if full:
+        say(f"  Lark bot {LARK_ROBOT} (certificate owners; route: custom domains and CDN domains) accepted "
+            f"{len(lark)} card(s), signed (timestamp and sign in the body, checked by the sink):")
+    elif not lark:
+        say(f"  Lark {LARK_ROBOT}: nothing (no custom domain or CDN domain in this run)")
+    for message in lark:
+        card = message["body"].get("card") or {}
+        header = card.get("header") or {}
+        title, colour = str((header.get("title") or {}).get("content") or ""), header.get("template")
+        if full:
+            content = "\n".join(str(e.get("content") or "") for e in card.get("elements") or [])
+            show_message([f"{title}   [{message['msgtype']} card, {colour} header]", *as_seen(content)])
+        else:
+            say(f"  Lark {LARK_ROBOT}: {message['msgtype']} card \"{title}\" ({colour} header)")
+    return [int(m["seq"]) for m in (*dingtalk, *lark)]
 
 
 def oss_client(endpoints: dict[str, Any]) -> Any:
@@ -231,11 +390,12 @@ def tour_start(endpoints: dict[str, Any]) -> None:
     say(f"  {RENEWED_DOMAIN} serves {served_certificate(endpoints, RENEWED_DOMAIN)}")
 
 
-def run_sweep(cloud: Any, endpoints: dict[str, Any], sink: AlertSink) -> dict[str, Any]:
+def run_sweep(cloud: Any, endpoints: dict[str, Any], sink: AlertSink, chat: ChatRobots) -> dict[str, Any]:
     from tqdm import tqdm
 
     heading("2. The hourly sweep: every bucket, custom domain and CDN domain, fanned out with InvokeFunction")
     before = len(sink.messages)
+    marks = chat.marks()
     summary = fire(cloud, endpoints, "tlsguard-sweep", "hourly")
     if not summary.get("fanout"):
         raise RuntimeError(f"sweep did not fan out: {summary}")
@@ -274,14 +434,17 @@ def run_sweep(cloud: Any, endpoints: dict[str, Any], sink: AlertSink) -> dict[st
     digests = sink.since(before, 20)
     for item in digests:
         show_digest(item)
-    return {"summary": summary, "targets": targets, "counts": counts, "digests": [d["message"] for d in digests]}
+    seqs = show_chat(chat, marks, full=True)
+    return {"summary": summary, "targets": targets, "counts": counts, "digests": [d["message"] for d in digests],
+            "chat": seqs}
 
 
-def live_verification(cloud: Any, endpoints: dict[str, Any], sink: AlertSink) -> dict[str, Any]:
+def live_verification(cloud: Any, endpoints: dict[str, Any], sink: AlertSink, chat: ChatRobots) -> dict[str, Any]:
     host = f"{DEMO_BUCKET}.oss-{endpoints['region']}.aliyuncs.com"
     heading("3. After the propagation window: the verification timer probes the endpoints (pending -> effective)")
     time.sleep(max(PROPAGATION_SECONDS, WINDOW_MINUTES * 60) + 0.5)
     before = len(sink.messages)
+    marks = chat.marks()
     result = fire(cloud, endpoints, "tlsguard-sweep", "pending-verifications")
     verdicts: dict[str, int] = {}
     for item in result.get("verifications") or []:
@@ -299,10 +462,10 @@ def live_verification(cloud: Any, endpoints: dict[str, Any], sink: AlertSink) ->
     for item in digests:
         show_digest(item)
     return {"verdicts": verdicts, "verifications": result.get("verifications") or [],
-            "digests": [d["message"] for d in digests]}
+            "digests": [d["message"] for d in digests], "chat": show_chat(chat, marks, full=False)}
 
 
-def outsider_change(cloud: Any, endpoints: dict[str, Any], sink: AlertSink) -> dict[str, Any]:
+def outsider_change(cloud: Any, endpoints: dict[str, Any], sink: AlertSink, chat: ChatRobots) -> dict[str, Any]:
     from tlsguard.policy.model import RawHttpsConfig
     from tlsguard.ports import BucketRef
 
@@ -312,6 +475,7 @@ def outsider_change(cloud: Any, endpoints: dict[str, Any], sink: AlertSink) -> d
     events_before = cloud.trail.count()
     invocations_before = {i["id"] for i in cloud.fc.invocations()}
     alerts_before = len(sink.messages)
+    marks = chat.marks()
     started = time.monotonic()
     outsider.put_https_config(bucket, RawHttpsConfig(tls_enabled=True, cipher_present=True, cipher_enabled=True,
                                                      strong=True, tls_versions=("TLSv1.0", "TLSv1.1", "TLSv1.2",
@@ -320,8 +484,8 @@ def outsider_change(cloud: Any, endpoints: dict[str, Any], sink: AlertSink) -> d
     event = cloud.trail.events(events_before)[0]
     say("  the ActionTrail event EventBridge delivers (CloudEvents envelope):")
     shown = {k: event[k] for k in ("id", "source", "type", "subject", "time", "aliyunregionid")}
-    shown["data"] = {k: event["data"][k] for k in ("eventName", "eventSource", "userIdentity", "requestParameters",
-                                                   "referencedResources", "sourceIpAddress")}
+    shown["data"] = {k: event["data"][k] for k in ("eventName", "eventSource", "userIdentity", "referencedResources",
+                                                   "acsRegion", "eventTime")}
     say("    " + json.dumps(shown, indent=2).replace("\n", "\n    "))
 
     def handled() -> dict[str, Any] | None:
@@ -347,7 +511,8 @@ def outsider_change(cloud: Any, endpoints: dict[str, Any], sink: AlertSink) -> d
     journal = show_journal_entry(endpoints, str(result["journal_id"]))
     for item in sink.since(alerts_before, 10):
         show_digest(item)
-    return {"event": event, "result": result, "elapsed_ms": round(elapsed * 1000), "journal": journal}
+    return {"event": event, "result": result, "elapsed_ms": round(elapsed * 1000), "journal": journal,
+            "chat": show_chat(chat, marks, full=False)}
 
 
 def tlsguard_cli(endpoints: dict[str, Any], *args: str) -> subprocess.CompletedProcess[str]:
@@ -376,13 +541,15 @@ def show_journal_entry(endpoints: dict[str, Any], journal_id: str) -> dict[str, 
     return entry
 
 
-def undo_binding(cloud: Any, endpoints: dict[str, Any], sweep: dict[str, Any], sink: AlertSink) -> dict[str, Any]:
+def undo_binding(cloud: Any, endpoints: dict[str, Any], sweep: dict[str, Any], sink: AlertSink,
+                 chat: ChatRobots) -> dict[str, Any]:
     heading(f"5. tlsguard undo: put {RENEWED_DOMAIN}'s previous certificate back")
     rebound = next((t for t in sweep["targets"] if t["target"]["name"] == RENEWED_DOMAIN and t["journal_id"]), None)
     if rebound is None:
         raise RuntimeError(f"{RENEWED_DOMAIN} was not rebound by the sweep")
     journal_id = str(rebound["journal_id"])
     before = len(sink.messages)
+    marks = chat.marks()
     done = tlsguard_cli(endpoints, "undo", journal_id)
     say(f"  $ tlsguard undo {journal_id}")
     for line in done.stdout.strip().splitlines():
@@ -396,7 +563,8 @@ def undo_binding(cloud: Any, endpoints: dict[str, Any], sweep: dict[str, Any], s
     say("  (the next sweep renews it again: waive cert.expiry for the domain to keep the old certificate)")
     for item in sink.since(before, 5):
         show_digest(item)
-    return {"journal_id": journal_id, "exit_code": done.returncode, "output": done.stdout}
+    return {"journal_id": journal_id, "exit_code": done.returncode, "output": done.stdout,
+            "chat": show_chat(chat, marks, full=False)}
 
 
 DEMO_POLICY = Path()
@@ -418,16 +586,27 @@ def start_cloud(workdir: Path, sink: AlertSink) -> tuple[Any, Any]:
     ENDPOINTS_FILE = workdir / "endpoints.json"
     cloud.start(endpoints_file=str(ENDPOINTS_FILE))
     write_endpoints(ENDPOINTS_FILE, cloud.endpoints)
-    # The example policy, with a propagation window matching localcloud's edges (the cloud's is 30 minutes).
+    # The example policy, with a propagation window matching localcloud's edges (the cloud's is 30 minutes), plus
+    # the demo's alert channels.
     DEMO_POLICY = workdir / "tlsguard.yaml"
     DEMO_POLICY.write_text(POLICY.read_text().replace("propagation_minutes: 30",
-                                                      f"propagation_minutes: {WINDOW_MINUTES}"))
+                                                      f"propagation_minutes: {WINDOW_MINUTES}") + DEMO_ALERTS)
     cloud.fc.timers_enabled = False  # fired on demand below (the hourly cron would otherwise never fire here)
+    alert_environment = {**robot_environment(ChatRobots(cloud.endpoints)), "TLSGUARD_WEBHOOK_URL": sink.url,
+                         "TLSGUARD_WEBHOOK_SECRET": ALERT_SECRET}
     deployment = deploy(cloud, endpoints_file=ENDPOINTS_FILE, policy=DEMO_POLICY, environ={}, environment={
-        "TLSGUARD_WEBHOOK_URL": sink.url, "TLSGUARD_WEBHOOK_SECRET": ALERT_SECRET,
-        "TLSGUARD_FANOUT_THRESHOLD": "20", "TLSGUARD_BATCH_SIZE": "8", "TLSGUARD_LOG_LEVEL": "ERROR"})
-    os.environ.update({"TLSGUARD_WEBHOOK_SECRET": ALERT_SECRET, "TLSGUARD_WEBHOOK_URL": sink.url})
+        **alert_environment, "TLSGUARD_FANOUT_THRESHOLD": "20", "TLSGUARD_BATCH_SIZE": "8",
+        "TLSGUARD_LOG_LEVEL": "ERROR"})
+    os.environ.update(alert_environment)  # the CLI (undo) sends through the same channels
     return cloud, deployment
+
+
+def robot_environment(chat: ChatRobots) -> dict[str, str]:
+    """The robots' webhook URLs and signing secrets as a user passes them: environment variables (the policy
+    names the variables, never the values). Here they are copied from the sinks, as from a robot's settings page."""
+    dingtalk, lark = chat.robot(DINGTALK_ROBOT), chat.robot(LARK_ROBOT)
+    return {"TLSGUARD_DINGTALK_URL": dingtalk["url"], "TLSGUARD_DINGTALK_SECRET": dingtalk["secret"],
+            "TLSGUARD_LARK_URL": lark["url"], "TLSGUARD_LARK_SECRET": lark["secret"]}
 
 
 def main() -> int:
@@ -441,21 +620,28 @@ def main() -> int:
     say(f"  functions: {', '.join(deployment.functions)}")
     say(f"  timers: {', '.join(f'{f}/{t}' for f, t in deployment.timers)}; EventBridge rules: "
         f"{', '.join(deployment.rules)}; HTTP trigger: {deployment.http_triggers.get('tlsguard-webhook')}")
-    say(f"  alerts go to a local webhook sink at {sink.url}")
+    chat = ChatRobots(endpoints)
+    say("  alerts (the policy's `alerts:` routes; robot URLs and secrets from TLSGUARD_DINGTALK_URL/_SECRET and "
+        "TLSGUARD_LARK_URL/_SECRET):")
+    say(f"    critical and high        -> DingTalk robot {DINGTALK_ROBOT} (signed) at "
+        f"{endpoints['chat']['dingtalk']}?access_token=...")
+    say(f"    custom and CDN domains   -> Lark bot {LARK_ROBOT} (signed) at {endpoints['chat']['lark']}/...")
+    say(f"    everything               -> the signed webhook, a local sink at {sink.url}")
     status = 0
     report: dict[str, Any] = {"demo": "tlsguard make demo", "policy": str(POLICY.relative_to(ROOT))}
     try:
         tour_start(endpoints)
-        report["sweep"] = run_sweep(cloud, endpoints, sink)
-        report["live"] = live_verification(cloud, endpoints, sink)
-        report["event"] = outsider_change(cloud, endpoints, sink)
-        report["undo"] = undo_binding(cloud, endpoints, report["sweep"], sink)
+        report["sweep"] = run_sweep(cloud, endpoints, sink, chat)
+        report["live"] = live_verification(cloud, endpoints, sink, chat)
+        report["event"] = outsider_change(cloud, endpoints, sink, chat)
+        report["undo"] = undo_binding(cloud, endpoints, report["sweep"], sink, chat)
         cloud.fc.wait_idle(20)
         invocations = cloud.fc.invocations()
         report["invocations"] = {name: sum(1 for i in invocations if i["function"] == name)
                                  for name in deployment.functions}
         report["failed_invocations"] = [i["id"] for i in invocations if i["status"] == "failed"]
         report["alerts"] = [m["message"] for m in sink.messages]
+        report["chat"] = chat.recorded()
         REPORTS.mkdir(exist_ok=True)
         stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
         path = REPORTS / f"demo-{stamp}.json"
@@ -470,9 +656,14 @@ def main() -> int:
         say(f"  undo: {report['undo']['journal_id']} exit {report['undo']['exit_code']}")
         say(f"  messages received by the alert sink: {len(sink.messages)} digests, one per run (all signatures "
             f"verified: {all(m['verified'] for m in sink.messages)})")
+        robots = report["chat"]["robots"]
+        refused = sum(r["refused"] for r in robots)
+        say("  chat robots: " + ", ".join(f"{r['service']} {r['name']} accepted {r['accepted']}" for r in robots)
+            + ("; the sinks verified every signature and refused nothing" if not refused else
+               f"; REFUSED {refused} message(s)"))
         say(f"  invocations: {report['invocations']}; failed: {len(report['failed_invocations'])}")
         say(f"  report: {path}")
-        if report["failed_invocations"] or report["undo"]["exit_code"] != 0:
+        if report["failed_invocations"] or report["undo"]["exit_code"] != 0 or refused:
             status = 1
     except Exception as exc:  # report and still stop localcloud cleanly
         say(f"demo failed: {type(exc).__name__}: {exc}")

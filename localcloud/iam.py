@@ -1,14 +1,21 @@
 """Identities: accounts, their AccessKey pairs, and RAM-role session (STS) credentials.
 
 Every emulated service authenticates a request to a :class:`Principal`, which also feeds the ``userIdentity``
-of the ActionTrail event the request produces.
+of the ActionTrail event the request produces. A RAM user or role may be limited to a set of RAM actions
+(:meth:`IdentityStore.restrict`): the services then refuse any other action as RAM would (no Allow: implicit
+deny). Nothing is limited unless a test asks for it.
 """
 
 from __future__ import annotations
 
+import fnmatch
 import secrets
 import threading
 from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
 
 #: A session token's problems, as services map them to their own error codes.
 TOKEN_OK = "ok"
@@ -70,12 +77,37 @@ class IdentityStore:
         self._keys: dict[str, Principal] = {}
         self._accounts: dict[str, str] = {}  # id -> name
         self._roles: dict[tuple[str, str], str] = {}  # (account, role) -> role id
+        #: (account, RAM user or role name) -> the RAM actions (fnmatch globs) it is allowed; absent = all.
+        self._allowed: dict[tuple[str, str], tuple[str, ...]] = {}
 
     def reset(self) -> None:
         with self._lock:
             self._keys.clear()
             self._accounts.clear()
             self._roles.clear()
+            self._allowed.clear()
+
+    # -- RAM authorization ----------------------------------------------------------------------------------
+    def restrict(self, account_id: str, name: str, allowed_actions: Iterable[str] | None) -> None:
+        """Allow the RAM user or role ``name`` only ``allowed_actions`` (RAM action names such as
+        ``oss:GetBucketPolicy``, or globs such as ``oss:Get*``); None lifts the limit. A root key is never
+        limited, as an account's root is not subject to RAM policies."""
+        with self._lock:
+            if allowed_actions is None:
+                self._allowed.pop((account_id, name), None)
+            else:
+                self._allowed[(account_id, name)] = tuple(allowed_actions)
+
+    def allows(self, principal: Principal, action: str) -> bool:
+        """Whether ``principal`` may perform the RAM action ``action`` (unrestricted identities may do anything)."""
+        if principal.identity_type == "root-account":
+            return True
+        name = principal.role_name if principal.identity_type == "assumed-role" else principal.user_name
+        with self._lock:
+            allowed = self._allowed.get((principal.account_id, name or ""))
+        if allowed is None:
+            return True
+        return any(fnmatch.fnmatchcase(action, pattern) for pattern in allowed)
 
     def add_account(self, account_id: str, name: str = "") -> None:
         with self._lock:

@@ -132,6 +132,8 @@ def deploy(cloud: LocalCloud, *, syaml: Path = DEFAULT_SYAML, endpoints_file: st
     items: list[dict[str, Any]] = []
     rules: list[tuple[str, str, str]] = []
     http_functions: list[tuple[str, str]] = []
+    #: (function, trigger, type, config, description) of the triggers FC lists besides timers (ListTriggers).
+    listed: list[tuple[str, str, str, dict[str, Any], str]] = []
     deployment = Deployment()
     for key, resource in document["resources"].items():
         if not isinstance(resource, dict) or resource.get("component") != "fc3":
@@ -166,13 +168,17 @@ def deploy(cloud: LocalCloud, *, syaml: Path = DEFAULT_SYAML, endpoints_file: st
                 rules.append((f"{name}-{trigger_name}", str(config["eventRuleFilterPattern"]), name))
                 if not config.get("triggerEnable", True):
                     rules.pop()
+                listed.append((name, trigger_name, kind, dict(config), str(trigger.get("description", ""))))
             elif kind == "http":
                 http_functions.append((name, trigger_name))
+                listed.append((name, trigger_name, kind, dict(config), str(trigger.get("description", ""))))
             else:
                 raise SdeployError(f"resources.{key}: trigger type {kind!r} is not emulated")
         items.append(item)
         deployment.functions.append(name)
     cloud.fc.seed(items)
+    for function, trigger_name, kind, config, description in listed:
+        cloud.fc.add_trigger(function, trigger_name, kind, config, description)
     for rule_name, pattern, function in rules:
         cloud.events.add_rule(rule_name, pattern, function, description=f"s.yaml trigger of {function}")
         deployment.rules.append(rule_name)

@@ -1,7 +1,8 @@
 """Seed documents: the YAML that describes a fleet (format in ``localcloud/seeds/README.md``).
 
 Sections are applied in dependency order: accounts (keys, roles), certificates (minted by the factory and
-held in CAS), buckets, CDN domains, functions, event rules, then ``generate`` for large synthetic fleets.
+held in CAS), buckets, CDN domains, functions, event rules, ``generate`` for large synthetic fleets, then the
+alert sinks: ``chat_robots`` and ``smtp_users``.
 """
 
 from __future__ import annotations
@@ -11,12 +12,13 @@ from typing import TYPE_CHECKING, Any
 import yaml
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from pathlib import Path
 
     from localcloud.cloud import LocalCloud
 
 SECTIONS = ("region", "propagation_seconds", "accounts", "certificates", "buckets", "cdn_domains", "functions",
-            "event_rules", "generate", "description")
+            "event_rules", "generate", "chat_robots", "smtp_users", "description")
 
 
 class SeedError(ValueError):
@@ -54,6 +56,19 @@ def apply_seed(cloud: LocalCloud, document: dict[str, Any]) -> None:
         from localcloud.generate import generate_fleet
 
         generate_fleet(cloud, document["generate"])
+    _seed_list(cloud.chat.seed, document, "chat_robots")
+    _seed_list(cloud.smtp.seed, document, "smtp_users")
+
+
+def _seed_list(seed: Callable[[list[Any]], None], document: dict[str, Any], section: str) -> None:
+    """Apply a list section whose backend raises ``ValueError`` naming the item (``chat_robots[0]: ...``)."""
+    items = document.get(section) or []
+    if not isinstance(items, list):
+        raise SeedError(f"{section}: expected a list, got {type(items).__name__}")
+    try:
+        seed(items)
+    except ValueError as exc:
+        raise SeedError(str(exc)) from None
 
 
 def _seed_account(cloud: LocalCloud, spec: dict[str, Any]) -> None:

@@ -2,8 +2,12 @@
 
 The record follows the ActionTrail management-event format and the envelope follows CloudEvents 1.0 with
 Alibaba's extensions (see ../shared/reference/alibaba-api-facts.md §7 and
-https://www.alibabacloud.com/help/en/doc-detail/181428.htm). Events are kept in order for the control API
-and handed to the event bus, which matches rules and delivers to functions.
+https://www.alibabacloud.com/help/en/doc-detail/181428.htm). An OSS record has exactly the fields of ActionTrail's
+documented OSS sample (https://help.aliyun.com/document_detail/293590.html): no ``requestParameters``,
+``eventRW`` or ``userAgent``; ``eventSource`` ``<bucket>.oss-<region>-cross.aliyuncs.com``; ``sourceIpAddress``
+``Internal``; ``eventId`` equal to the OSS request id; plus ``errorCode``/``errorMessage`` on a failed call.
+Events are kept in order for the control API and handed to the event bus, which matches rules and delivers to
+functions.
 """
 
 from __future__ import annotations
@@ -40,12 +44,12 @@ class TrailCall:
     principal: Principal
     region: str
     request_id: str
-    request_parameters: dict[str, Any]
+    request_parameters: dict[str, Any]  # CDN records carry them; OSS records, as documented, do not
     resource_type: str  # "ACS::OSS::Bucket" | "ACS::CDN::Domain"
     resource_names: tuple[str, ...]
     source_ip: str
     user_agent: str
-    event_source: str  # "<bucket>.oss-<region>.aliyuncs.com" | "cdn.aliyuncs.com"
+    event_source: str  # "cdn.aliyuncs.com" (an OSS record derives its own: :func:`oss_record`)
     error_code: str | None = None
     error_message: str | None = None
     api_version: str | None = None
@@ -82,7 +86,18 @@ class TrailRecorder:
         """Record one write call and publish its CloudEvents envelope; returns the envelope."""
         meta = SERVICES[call.service]
         now = self._clock()
-        event_id = str(uuid.uuid4()).upper()
+        if call.service == "oss":
+            record = oss_record(call, now)
+            event_id = str(record["eventId"])
+        else:
+            event_id = str(uuid.uuid4()).upper()
+            record = self._rpc_record(call, now, event_id)
+        return self._publish(call, record, event_id, now, meta)
+
+    @staticmethod
+    def _rpc_record(call: TrailCall, now: float, event_id: str) -> dict[str, Any]:
+        """A CDN (RPC API) record: the ActionTrail management-event fields, with the call's parameters."""
+        meta = SERVICES[call.service]
         is_global = call.service == "cdn"
         record: dict[str, Any] = {
             "eventId": event_id,
@@ -112,6 +127,10 @@ class TrailRecorder:
         if call.error_code:
             record["errorCode"] = call.error_code
             record["errorMessage"] = call.error_message or ""
+        return record
+
+    def _publish(self, call: TrailCall, record: dict[str, Any], event_id: str, now: float,
+                 meta: dict[str, str]) -> dict[str, Any]:
         region = call.region
         if call.service == "oss":
             subject = f"acs:oss:{region}:{call.principal.account_id}:{call.resource_names[0]}"
@@ -140,3 +159,34 @@ class TrailRecorder:
         for subscriber in list(self._subscribers):
             subscriber(envelope)
         return envelope
+
+
+#: ``additionalEventData.CallerBid`` in the documented OSS sample (the caller's business id on the China site).
+OSS_CALLER_BID = "26842"
+
+
+def oss_record(call: TrailCall, now: float) -> dict[str, Any]:
+    """An OSS management event shaped as ActionTrail's documented OSS sample
+    (https://help.aliyun.com/document_detail/293590.html), field for field."""
+    bucket = call.resource_names[0]
+    record: dict[str, Any] = {
+        "eventId": call.request_id,
+        "eventVersion": 1,
+        "eventSource": f"{bucket}.oss-{call.region}-cross.aliyuncs.com",
+        "sourceIpAddress": "Internal",
+        "eventType": "ApiCall",
+        "referencedResources": {call.resource_type: list(call.resource_names)},
+        "userIdentity": call.principal.user_identity(),
+        "serviceName": SERVICES["oss"]["serviceName"],
+        "additionalEventData": {"CallerBid": OSS_CALLER_BID},
+        "requestId": call.request_id,
+        "eventTime": _iso(now),
+        "isGlobal": False,
+        "acsRegion": call.region,
+        "eventName": call.event_name,
+    }
+    if call.error_code:
+        # Failed calls carry the error (ActionTrail's event structure); the OSS sample shows a successful one.
+        record["errorCode"] = call.error_code
+        record["errorMessage"] = call.error_message or ""
+    return record

@@ -18,9 +18,10 @@ if TYPE_CHECKING:
     from localcloud.certs import CertificateInfo
     from localcloud.cloud import LocalCloud
 
-#: Per-user QPS limits: ListUserCertificateOrder 10/s and UploadUserCertificate 100/s are in their API
-#: references; the other two are assumed to be 10/s (docs/emulated/cas.md).
-CAS_QPS_LIMITS = {"ListUserCertificateOrder": 10, "GetUserCertificateDetail": 10, "UploadUserCertificate": 100,
+#: Per-user QPS limits: ListUserCertificateOrder 10/s, GetUserCertificateDetail 100/s
+#: (https://help.aliyun.com/document_detail/465112.html) and UploadUserCertificate 100/s are in their API
+#: references; DeleteUserCertificate is assumed to be 10/s (docs/emulated/cas.md).
+CAS_QPS_LIMITS = {"ListUserCertificateOrder": 10, "GetUserCertificateDetail": 100, "UploadUserCertificate": 100,
                   "DeleteUserCertificate": 10}
 #: First CertificateId handed out; real ids are 7-8 digit integers (e.g. 4930000).
 FIRST_CERTIFICATE_ID = 14000001

@@ -65,6 +65,31 @@ def _instance_id(cert: CasCertificate) -> str:
     return f"cas-upload-{cert.id:x}" if cert.upload else f"cas-ivauto-{cert.id:x}"
 
 
+def _cert_chain(cert: CasCertificate, now: datetime) -> list[dict[str, Any]]:
+    """``CertChain``: one entry per certificate of the chain as held (leaf first), with the fields of the official
+    model (alibabacloud-cas20200407 ``GetUserCertificateDetailResponseBodyCertChain``): ``CommonName``,
+    ``IssuerCommonName``, ``NotBefore``/``NotAfter`` (ms epoch) and ``RemainDay`` (whole days left, 0 once expired)."""
+    from cryptography import x509
+    from cryptography.x509.oid import NameOID
+
+    def common_name(name: x509.Name) -> str:
+        values = name.get_attributes_for_oid(NameOID.COMMON_NAME)
+        return str(values[0].value) if values else ""
+
+    entries: list[dict[str, Any]] = []
+    for pem in cert.chain_pem:
+        parsed = x509.load_pem_x509_certificate(pem.encode())
+        not_before, not_after = parsed.not_valid_before_utc, parsed.not_valid_after_utc
+        entries.append({
+            "CommonName": common_name(parsed.subject),
+            "IssuerCommonName": common_name(parsed.issuer),
+            "NotBefore": int(not_before.timestamp() * 1000),
+            "NotAfter": int(not_after.timestamp() * 1000),
+            "RemainDay": max(0, (not_after - now).days),
+        })
+    return entries
+
+
 def _subject_parts(cert: CasCertificate) -> dict[str, str]:
     """City/Province/Country of the certificate subject (empty when the subject does not carry them)."""
     from cryptography import x509
@@ -145,10 +170,9 @@ class CasService(RpcService):
             "Sans": ",".join(info.sans),
             "StartDate": _date(info.not_before),
             "EndDate": _date(info.not_after),
-            "NotBefore": int(info.not_before.timestamp() * 1000),
-            "NotAfter": int(info.not_after.timestamp() * 1000),
             "Expired": info.not_after <= now,
             "Fingerprint": _fingerprint(cert),
+            "Sha2": info.sha256.upper(),
             "SerialNo": info.serial,
             "Issuer": info.issuer_org or info.issuer,
             "OrgName": info.issuer_org,
@@ -156,7 +180,9 @@ class CasService(RpcService):
             "BuyInAliyun": not cert.upload,
             "OrderId": 0 if cert.upload else cert.id,
             "InstanceId": _instance_id(cert),
+            "CertIdentifier": self.cloud.cas.oss_cert_id(cert),
             "ResourceGroupId": "",
+            "CertChain": _cert_chain(cert, now),
             **_subject_parts(cert),
         }
         if not cert_filter:

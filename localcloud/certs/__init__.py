@@ -19,8 +19,22 @@ if TYPE_CHECKING:
 
     from localcloud.cloud import LocalCloud
 
-__all__ = ["CERT_KINDS", "CertAuthorityStore", "CertificateInfo", "IssuedCertificate", "describe",
+__all__ = ["CERT_KINDS", "CertAuthorityStore", "CertificateInfo", "IssuedCertificate", "describe", "public_suffix",
            "split_pem_chain"]
+
+
+def public_suffix(host: str) -> str:
+    """The endpoint name a bucket default domain's wildcard certificate covers.
+
+    ``<bucket>.oss-<region>[-internal].aliyuncs.com`` → ``oss-<region>[-internal].aliyuncs.com``; the regional
+    endpoint itself (three labels) is its own suffix. Decided by the label count, never by the bucket name: a
+    bucket may be called ``oss-example`` (OSS naming rules reserve no prefix,
+    https://www.alibabacloud.com/help/en/oss/user-guide/bucket-naming-conventions; the OSS API samples use a bucket
+    named ``oss-example``).
+    """
+    host = host.lower().rstrip(".")
+    labels = host.split(".")
+    return ".".join(labels[1:]) if len(labels) > 3 else host
 
 
 class CertAuthorityStore:
@@ -56,10 +70,7 @@ class CertAuthorityStore:
         A wildcard ``*.oss-<region>.aliyuncs.com`` (plus the bare endpoint name) from the "public" CA, cached
         per endpoint suffix: the first call per region signs one certificate, later calls are a dict lookup.
         """
-        host = host.lower().rstrip(".")
-        first, _, rest = host.partition(".")
-        # the regional endpoint itself (oss-cn-hangzhou.aliyuncs.com) is its own suffix
-        suffix = host if first.startswith("oss-") or host.count(".") < 2 else rest
+        suffix = public_suffix(host)
         cached = self._public.get(suffix)
         if cached is not None:
             return cached

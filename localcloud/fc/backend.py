@@ -173,6 +173,8 @@ class FcBackend:
         #: (no function ever sees another's variables, at the price of serialising different functions).
         self.isolate_environment = False
         self._timers: dict[tuple[str, str], _TimerState] = {}
+        #: Triggers other than timers (EventBridge, HTTP), as ListTriggers shows them: function -> name -> trigger.
+        self._other_triggers: dict[str, dict[str, dict[str, Any]]] = {}
         self._timer_wake = threading.Condition()
         self._timer_thread: threading.Thread | None = None
         self._timer_stop = False
@@ -190,6 +192,7 @@ class FcBackend:
             self._invocations.clear()
             self._by_id.clear()
             self._timers.clear()
+            self._other_triggers.clear()
 
     def stop(self) -> None:
         """Join every thread this backend started."""
@@ -282,6 +285,42 @@ class FcBackend:
             self._start_timer_thread()
         with self._timer_wake:
             self._timer_wake.notify_all()
+
+    def remove_function(self, name: str) -> bool:
+        """Delete a function with its triggers (FC 3.0 DeleteFunction's effect); False when there was none."""
+        with self._lock:
+            spec = self._functions.pop(name, None)
+            self._handlers.pop(name, None)
+            self._other_triggers.pop(name, None)
+            for key in [key for key in self._timers if key[0] == name]:
+                del self._timers[key]
+        return spec is not None
+
+    def add_trigger(self, function: str, name: str, trigger_type: str, config: dict[str, Any],
+                    description: str = "") -> None:
+        """Record a non-timer trigger (``eventbridge``, ``http``) for ListTriggers; what it does is wired
+        elsewhere (an EventBridge rule on ``cloud.events``, the HTTP trigger front of :mod:`localcloud.sdeploy`)."""
+        spec = self.function(function)
+        with self._lock:
+            self._other_triggers.setdefault(spec.name, {})[name] = {
+                "triggerName": name, "triggerType": trigger_type, "config": dict(config),
+                "description": description, "createdTime": self.cloud.clock.time()}
+
+    def remove_trigger(self, function: str, name: str) -> bool:
+        with self._lock:
+            return self._other_triggers.get(function, {}).pop(name, None) is not None
+
+    def triggers(self, function: str) -> list[dict[str, Any]]:
+        """Every trigger of ``function``: its timers, then the others, as ``{triggerName, triggerType, config,
+        description, createdTime}``."""
+        spec = self.function(function)
+        found: list[dict[str, Any]] = [
+            {"triggerName": t.name, "triggerType": "timer", "description": "", "createdTime": spec.created_at,
+             "config": {"cronExpression": t.cron, "enable": t.enabled, "payload": t.payload}}
+            for t in spec.triggers]
+        with self._lock:
+            found.extend(dict(t) for t in self._other_triggers.get(spec.name, {}).values())
+        return found
 
     def function(self, name: str, account_id: str | None = None) -> FunctionSpec:
         """The function ``name`` (as seen from ``account_id`` when given); FunctionNotFound otherwise."""

@@ -1,4 +1,5 @@
-"""FC 3.0's HTTP API (2023-03-30) as alibabacloud-fc20230330 calls it: InvokeFunction, GetFunction, ListFunctions.
+"""FC 3.0's HTTP API (2023-03-30) as alibabacloud-fc20230330 calls it: InvokeFunction, GetFunction, ListFunctions,
+ListTriggers (https://www.alibabacloud.com/help/en/functioncompute/fc/developer-reference/api-fc-2023-03-30-listtriggers).
 
 Every request is authenticated with the ACS3-HMAC-SHA256 signature (:mod:`localcloud.fc.signing`). Errors are
 FC 3.0's JSON ``{"Code", "Message", "RequestId"}``
@@ -33,6 +34,7 @@ API_PREFIX = "/2023-03-30"
 MAX_SKEW_SECONDS = 15 * 60
 _INVOKE = re.compile(r"^/2023-03-30/functions/([^/]+)/invocations/?$")
 _FUNCTION = re.compile(r"^/2023-03-30/functions/([^/]+)/?$")
+_TRIGGERS = re.compile(r"^/2023-03-30/functions/([^/]+)/triggers/?$")
 
 
 def _iso(ts: float) -> str:
@@ -61,6 +63,9 @@ class FcService:
         match = _FUNCTION.match(path)
         if match and request.method == "GET":
             return Route("GetFunction", match.group(1), self._get_function)
+        match = _TRIGGERS.match(path)
+        if match and request.method == "GET":
+            return Route("ListTriggers", match.group(1), self._list_triggers)
         if path.rstrip("/") == f"{API_PREFIX}/functions" and request.method == "GET":
             return Route("ListFunctions", None, self._list_functions)
         raise NotImplementedOperation("fc", f"{request.method} {path}")
@@ -127,6 +132,12 @@ class FcService:
         request.principal = principal
         return principal
 
+    def _authorize(self, principal: Principal, action: str) -> None:
+        """A RAM identity no policy allows ``action`` gets 403 AccessDenied
+        (https://www.alibabacloud.com/help/en/functioncompute/error-codes)."""
+        if not self.cloud.iam.allows(principal, action):
+            raise ServiceError(403, "AccessDenied", f"the caller is not authorized to perform {action}")
+
     @staticmethod
     def _check_time(request: Request, now: float) -> None:
         stamp = request.headers.get("x-acs-date")
@@ -145,6 +156,7 @@ class FcService:
     # -- operations ----------------------------------------------------------------------------------------
     def _invoke(self, request: Request) -> Response:
         principal = self.authenticate(request)
+        self._authorize(principal, "fc:InvokeFunction")
         name = _INVOKE.match(request.path).group(1)  # type: ignore[union-attr]
         invocation_type = request.headers.get("x-fc-invocation-type") or "Sync"
         log_type = request.headers.get("x-fc-log-type") or "None"
@@ -175,11 +187,49 @@ class FcService:
 
     def _get_function(self, request: Request) -> Response:
         principal = self.authenticate(request)
+        self._authorize(principal, "fc:GetFunction")
         name = _FUNCTION.match(request.path).group(1)  # type: ignore[union-attr]
         return _json(self._function_json(self.cloud.fc.function(name, principal.account_id)))
 
+    def _list_triggers(self, request: Request) -> Response:
+        """The ``ListTriggersOutput`` of a function: ``{"triggers": [Trigger...], "nextToken"?}``; each trigger's
+        ``triggerConfig`` is a JSON string, as FC returns it."""
+        principal = self.authenticate(request)
+        self._authorize(principal, "fc:ListTriggers")
+        name = _TRIGGERS.match(request.path).group(1)  # type: ignore[union-attr]
+        spec = self.cloud.fc.function(name, principal.account_id)
+        prefix = request.query.get("prefix") or ""
+        token = request.query.get("nextToken") or ""
+        try:
+            limit = int(request.query.get("limit") or 20)
+        except ValueError:
+            raise ServiceError(400, "InvalidArgument", "limit must be an integer") from None
+        if not 1 <= limit <= 100:
+            raise ServiceError(400, "InvalidArgument", "limit must be between 1 and 100")
+        found = sorted((t for t in self.cloud.fc.triggers(spec.name)
+                        if t["triggerName"].startswith(prefix) and t["triggerName"] > token),
+                       key=lambda t: str(t["triggerName"]))
+        page = found[:limit]
+        body: dict[str, Any] = {"triggers": [self._trigger_json(spec, t) for t in page]}
+        if len(found) > limit:
+            body["nextToken"] = page[-1]["triggerName"]
+        return _json(body)
+
+    @staticmethod
+    def _trigger_json(spec: FunctionSpec, trigger: dict[str, Any]) -> dict[str, Any]:
+        created = _iso(float(trigger.get("createdTime") or spec.created_at))
+        name = str(trigger["triggerName"])
+        return {
+            "triggerName": name, "triggerType": trigger["triggerType"],
+            "triggerId": hashlib.sha256(f"{spec.arn}/{name}".encode()).hexdigest()[:32],
+            "triggerConfig": json.dumps(trigger.get("config") or {}), "description": trigger.get("description", ""),
+            "qualifier": "LATEST", "status": "Success", "targetArn": spec.arn, "sourceArn": "",
+            "invocationRole": "", "createdTime": created, "lastModifiedTime": created,
+        }
+
     def _list_functions(self, request: Request) -> Response:
         principal = self.authenticate(request)
+        self._authorize(principal, "fc:ListFunctions")
         prefix = request.query.get("prefix") or ""
         token = request.query.get("nextToken") or ""
         try:

@@ -40,3 +40,25 @@ def invalid_argument(message: str, name: str = "", value: str = "", ec: str = "0
     if name:
         extra = {"ArgumentName": name, "ArgumentValue": value}
     return oss_error(400, "InvalidArgument", message, ec, **extra)
+
+
+def invalid_encryption_algorithm(algorithm: str) -> ServiceError:
+    # An SSEAlgorithm other than AES256, KMS or SM4: https://www.alibabacloud.com/help/en/oss/user-guide/0005-00000003
+    # (the EC); the Code is OSS's common InvalidEncryptionAlgorithmError (400), as oss2.exceptions models it.
+    return oss_error(400, "InvalidEncryptionAlgorithmError",
+                     f"The encryption request you specified is not valid. Supported values: AES256, KMS, SM4 "
+                     f"(got {algorithm}).", "0005-00000003")
+
+
+def need_verify_domain_ownership() -> ServiceError:
+    # https://help.aliyun.com/document_detail/436755.html (code and message); 403 as the official SDKs' tests
+    # expect (aliyun/alibabacloud-oss-python-sdk-v2 tests/integration/test_bucket_cname_client.py). The EC is
+    # localcloud's choice: the page names none.
+    return oss_error(403, "NeedVerifyDomainOwnership",
+                     "Please verify domain ownership by CreateCnameToken and try again.", "0048-00000403")
+
+
+def cname_token_not_found(bucket: str, domain: str) -> ServiceError:
+    # GetCnameToken for a token never created or expired: https://help.aliyun.com/document_detail/428390.htm
+    return oss_error(404, "CnameTokenNotFound", "Cname token not found.", "0018-00000301", Bucket=bucket,
+                     Cname=domain)

@@ -9,6 +9,8 @@ from localcloud.tlsregistry import OSS_DEFAULT_TLS_VERSIONS
 
 SSE_ALGORITHMS = ("AES256", "KMS", "SM4")
 STORAGE_CLASSES = ("Standard", "IA", "Archive", "ColdArchive", "DeepColdArchive")
+#: Bucket ACLs (https://www.alibabacloud.com/help/en/oss/developer-reference/putbucketacl).
+BUCKET_ACLS = ("private", "public-read", "public-read-write")
 
 
 @dataclass(frozen=True)
@@ -75,6 +77,16 @@ class CnameBinding:
     cert_bound_at: float = 0.0
 
 
+@dataclass(frozen=True)
+class CnameToken:
+    """A CreateCnameToken answer: the value the domain's ``_dnsauth`` TXT record must hold, and its expiry."""
+
+    bucket: str
+    domain: str
+    token: str
+    expires_at: float
+
+
 @dataclass
 class StoredObject:
     key: str
@@ -106,7 +118,11 @@ class Bucket:
     policy: str | None = None
     encryption: Encryption | None = None
     cnames: dict[str, CnameBinding] = field(default_factory=dict)
+    #: Seeded domain patterns whose ``_dnsauth`` TXT record holds this bucket's CNAME token (DNS set up already).
+    verified_domains: tuple[str, ...] = ()
     objects: dict[str, StoredObject] = field(default_factory=dict)
+    #: The bucket ACL GetBucketInfo reports (seeded; no PutBucketAcl is emulated).
+    acl: str = "private"
 
     @property
     def location(self) -> str:

@@ -40,19 +40,53 @@ class RequestContext:
     user_agent: str
 
 
-def _invalid(message: str, ec: str = "0030-00000001") -> ServiceError:
+#: A policy must be smaller than 16 KB: https://help.aliyun.com/zh/oss/user-guide/0030-00000001
+MAX_POLICY_BYTES = 16 * 1024
+#: No field value may exceed 4,095 bytes: https://help.aliyun.com/en/oss/user-guide/0030-00000003
+MAX_FIELD_BYTES = 4095
+#: Nesting beyond this is not a policy (and bounds the walk over a hostile document).
+MAX_POLICY_DEPTH = 8
+
+
+def _invalid(message: str, ec: str = "0030-00000005") -> ServiceError:
+    """400 InvalidPolicyDocument; EC 0030-00000005 is "the policy does not conform to the policy syntax"
+    (https://help.aliyun.com/en/oss/user-guide/0030-00000005)."""
     return oss_error(400, "InvalidPolicyDocument", message, ec)
 
 
+def _check_field_sizes(value: Any, depth: int = 0) -> None:
+    """Every string in the document within :data:`MAX_FIELD_BYTES`, nesting within :data:`MAX_POLICY_DEPTH`."""
+    if depth > MAX_POLICY_DEPTH:
+        raise _invalid("Invalid Policy Document: the policy is nested too deeply.")
+    if isinstance(value, str):
+        if len(value.encode("utf-8")) > MAX_FIELD_BYTES:
+            raise _invalid(f"Invalid Policy Document: a field value is longer than {MAX_FIELD_BYTES} bytes.",
+                           ec="0030-00000003")
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            _check_field_sizes(key, depth + 1)
+            _check_field_sizes(item, depth + 1)
+    elif isinstance(value, list):
+        for item in value:
+            _check_field_sizes(item, depth + 1)
+
+
 def parse_policy(text: str, bucket: str) -> dict[str, Any]:
-    """Validate a PutBucketPolicy body; raise 400 InvalidPolicyDocument as OSS does for a bad one."""
+    """Validate a PutBucketPolicy body; raise 400 InvalidPolicyDocument with the EC OSS documents for each case."""
+    if len(text.encode("utf-8")) >= MAX_POLICY_BYTES:
+        raise _invalid("Invalid Policy Document: the policy must be smaller than 16 KB.", ec="0030-00000001")
     try:
         doc = json.loads(text)
-    except (json.JSONDecodeError, UnicodeDecodeError):
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError):
         raise _invalid("Invalid Policy Document: the policy is not valid JSON.") from None
     if not isinstance(doc, dict):
         raise _invalid("Invalid Policy Document: the policy must be a JSON object.")
-    if str(doc.get("Version", "")) != "1":
+    _check_field_sizes(doc)
+    version = doc.get("Version")
+    if not isinstance(version, str):
+        # "Version": 1 (a number) is a syntax error, the doc's own example for 0030-00000005.
+        raise _invalid("Invalid Policy Document: Version must be the string \"1\".")
+    if version != "1":
         # https://help.aliyun.com/zh/oss/user-guide/0030-00000002
         raise _invalid("Invalid Policy Document: Version must be \"1\".", ec="0030-00000002")
     statements = doc.get("Statement")
@@ -68,8 +102,8 @@ def parse_policy(text: str, bucket: str) -> dict[str, Any]:
             raise _invalid("Invalid Policy Document: Action is required.")
         if not all(isinstance(a, str) and a for a in actions):
             raise _invalid("Invalid Policy Document: Action must be a string or a list of strings.")
-        if "Principal" not in statement:
-            raise _invalid("Invalid Policy Document: Principal is required in a bucket policy.")
+        # Principal is optional: OSS accepts a statement without it (the official SDKs' own tests put one,
+        # aliyun/alibabacloud-oss-python-sdk-v2 tests/integration/test_bucket_policy_client.py); it is read as "*".
         resources = _as_list(statement.get("Resource"))
         if not resources:
             raise _invalid("Invalid Policy Document: Resource is required.")

@@ -33,7 +33,7 @@ from localcloud.oss.errors import (
     no_such_bucket,
     oss_error,
 )
-from localcloud.oss.model import Bucket, StoredObject
+from localcloud.oss.model import Bucket, CnameToken, StoredObject
 from localcloud.oss.policy import RequestContext, denies
 from localcloud.trail import TrailCall
 
@@ -55,7 +55,8 @@ TRAILED = frozenset(["PutBucketHttpsConfig", "PutBucketPolicy", "DeleteBucketPol
 ACTIONS = {
     "GetBucketInfo": "oss:GetBucketInfo", "GetBucketHttpsConfig": "oss:GetBucketHttpsConfig",
     "PutBucketHttpsConfig": "oss:PutBucketHttpsConfig", "ListCname": "oss:ListCname", "PutCname": "oss:PutCname",
-    "DeleteCname": "oss:DeleteCname", "GetBucketPolicy": "oss:GetBucketPolicy",
+    "DeleteCname": "oss:DeleteCname", "CreateCnameToken": "oss:CreateCnameToken",
+    "GetCnameToken": "oss:GetCnameToken", "GetBucketPolicy": "oss:GetBucketPolicy",
     "PutBucketPolicy": "oss:PutBucketPolicy", "DeleteBucketPolicy": "oss:DeleteBucketPolicy",
     "GetBucketEncryption": "oss:GetBucketEncryption", "PutBucketEncryption": "oss:PutBucketEncryption",
     "DeleteBucketEncryption": "oss:DeleteBucketEncryption", "GetBucketTags": "oss:GetBucketTagging",
@@ -147,6 +148,8 @@ class OssService:
             ("GET", "cname"): ("ListCname", self._list_cname),
             ("POST", "cname:add"): ("PutCname", self._put_cname),
             ("POST", "cname:delete"): ("DeleteCname", self._delete_cname),
+            ("POST", "cname:token"): ("CreateCnameToken", self._create_cname_token),
+            ("GET", "cname:token"): ("GetCnameToken", self._get_cname_token),
             ("GET", "policy"): ("GetBucketPolicy", self._get_policy),
             ("PUT", "policy"): ("PutBucketPolicy", self._put_policy),
             ("DELETE", "policy"): ("DeleteBucketPolicy", self._delete_policy),
@@ -185,6 +188,9 @@ class OssService:
             sub = subresources[0] if subresources else ""
             if request.method == "POST" and (sub == "cname" or (sub == "comp" and "cname" in subresources)):
                 sub = "cname:" + request.query.get("comp", "")
+            elif (request.method == "GET" and request.query.get("comp") == "token"
+                  and set(subresources) == {"comp", "cname"}):
+                sub = "cname:token"  # GetCnameToken: GET /?comp=token&cname=<domain>
             entry = self._bucket_ops.get((request.method, sub))
             if entry is None or (sub in ("cname",) and "comp" in request.query):
                 return self._unsupported(request, bucket, key, host_region,
@@ -248,6 +254,9 @@ class OssService:
     def _serve_service(self, request: Request, host_region: str | None) -> Response:
         principal = self.auth.authenticate(request, None, None, host_region)
         request.principal = principal
+        if not self.cloud.iam.allows(principal, "oss:ListBuckets"):
+            # A RAM identity without the action: https://help.aliyun.com/en/oss/user-guide/0003-00000202
+            raise oss_error(403, "AccessDenied", "You are not authorized to do this action.", "0003-00000202")
         return self._list_buckets(request, principal)
 
     def _serve_bucket(self, request: Request, operation: str, handler: BucketHandler, bucket_name: str,
@@ -261,6 +270,10 @@ class OssService:
             if bucket is None:
                 raise no_such_bucket(bucket_name)
             if bucket.account_id != principal.account_id:
+                raise bucket_not_yours(bucket_name)
+            if not self.cloud.iam.allows(principal, ACTIONS.get(operation, f"oss:{operation}")):
+                # A RAM identity no policy allows the action (implicit deny) gets 0003-00000202:
+                # https://help.aliyun.com/en/oss/user-guide/0003-00000202
                 raise bucket_not_yours(bucket_name)
             if host_region and host_region != bucket.region:
                 # https://www.alibabacloud.com/help/ja/oss/support/http-status-code-403 (AccessDenied: wrong endpoint)
@@ -384,7 +397,7 @@ class OssService:
                 f"<DataRedundancyType>LRS</DataRedundancyType><Name>{_e(bucket.name)}</Name>"
                 f"<ResourceGroupId>{bucket.resource_group_id}</ResourceGroupId>"
                 f"<Owner><DisplayName>{bucket.account_id}</DisplayName><ID>{bucket.account_id}</ID></Owner>"
-                f"<AccessControlList><Grant>private</Grant></AccessControlList>"
+                f"<AccessControlList><Grant>{bucket.acl}</Grant></AccessControlList>"
                 f"<ServerSideEncryptionRule>{sse_xml}</ServerSideEncryptionRule>"
                 f"<BucketPolicy><LogBucket></LogBucket><LogPrefix></LogPrefix></BucketPolicy>"
                 f"<Comment></Comment><Versioning>Disabled</Versioning><BlockPublicAccess>false</BlockPublicAccess>"
@@ -488,8 +501,26 @@ class OssService:
     def _delete_cname(self, request: Request, bucket: Bucket, key: str | None, params: dict[str, Any]) -> Response:
         domain, _ = self._cname_body(request)
         params["Domain"] = domain
-        self.backend.delete_cname(bucket, domain)
+        self.backend.delete_cname(bucket, domain)  # an unbound domain is a 200 too
         return Response(200, b"", {})
+
+    @staticmethod
+    def _cname_token_xml(token: CnameToken) -> Response:
+        # https://help.aliyun.com/en/oss/developer-reference/createcnametoken (same body for GetCnameToken)
+        return _xml(f"<CnameToken><Bucket>{_e(token.bucket)}</Bucket><Cname>{_e(token.domain)}</Cname>"
+                    f"<Token>{token.token}</Token><ExpireTime>{_gmt(token.expires_at)}</ExpireTime></CnameToken>")
+
+    def _create_cname_token(self, request: Request, bucket: Bucket, key: str | None,
+                            params: dict[str, Any]) -> Response:
+        domain, _ = self._cname_body(request)
+        return self._cname_token_xml(self.backend.create_cname_token(bucket, domain))
+
+    def _get_cname_token(self, request: Request, bucket: Bucket, key: str | None,
+                         params: dict[str, Any]) -> Response:
+        domain = request.query.get("cname", "")
+        if not domain:
+            raise invalid_argument("The cname parameter is required.", "cname", "")
+        return self._cname_token_xml(self.backend.get_cname_token(bucket, domain))
 
     # -- policy ------------------------------------------------------------------------------------------------
     def _get_policy(self, request: Request, bucket: Bucket, key: str | None, params: dict[str, Any]) -> Response:

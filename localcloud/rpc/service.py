@@ -24,6 +24,9 @@ if TYPE_CHECKING:
     from localcloud.iam import Principal
     from localcloud.rpc.qps import QpsLimiter
 
+#: The RAM code of each product's actions (``<code>:<Action>``), as the RAM action tables spell them: CDN
+#: ``cdn``, CAS ``yundun-cert`` (shared/reference/alibaba-api-facts.md §10).
+RAM_CODES = {"cdn": "cdn", "cas": "yundun-cert"}
 #: Parameters every RPC call carries that are not the action's own (left out of ActionTrail's requestParameters).
 COMMON_PARAMETERS = frozenset({
     "Signature", "SignatureMethod", "SignatureType", "SignatureVersion", "SignatureNonce", "Timestamp",
@@ -100,6 +103,9 @@ class RpcService:
     product = "Rpc"  # as in the Recommend link, e.g. "Cdn"
     host_id = "rpc.aliyuncs.com"
     version = ""
+    #: The RAM code actions are authorized under; None for an API that needs no authorization (STS
+    #: GetCallerIdentity); "" takes it from :data:`RAM_CODES`.
+    ram_code: str | None = ""
 
     def __init__(self, cloud: LocalCloud, limiter: QpsLimiter, nonces: NonceCache) -> None:
         self.cloud = cloud
@@ -162,6 +168,15 @@ class RpcService:
         if version != self.version:
             raise ServiceError(400, "InvalidVersion", "Specified parameter Version is not valid.")
         call = RpcCall(request, action_name, params, principal, request.request_id)
+        code = self.ram_code if self.ram_code != "" else RAM_CODES.get(self.name)
+        if code and not self.cloud.iam.allows(principal, f"{code}:{action_name}"):
+            # The gateway's answer to a RAM identity no policy allows the action
+            # (https://help.aliyun.com/en/document_detail/434846.html).
+            error = ServiceError(403, "Forbidden.RAM", "User not authorized to operate on the specified resource, "
+                                 "or this API doesn't support RAM.")
+            if action.write:
+                self.record_write(call, action, error)
+            raise error
         if not self.limiter.allow(principal.account_id, action_name):
             error = self.throttle_error()
             if action.write:

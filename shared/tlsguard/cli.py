@@ -1,6 +1,7 @@
 """The ``tlsguard`` command: one click group over the one lifecycle.
 
 ``plan`` / ``apply`` (every kind of target, or ``--kind`` / ``--target``), ``verify`` (due live verifications),
+``doctor`` (is the deployment able to do its job),
 ``journal list`` / ``journal show``, ``undo JOURNAL_ID``, ``certs`` (the certificate view of the same run), and the
 lazily loaded ``probe``. Every command takes ``--localcloud ENDPOINTS_FILE`` (or TLSGUARD_LOCALCLOUD) to target
 localcloud; without it, real endpoints and the standard Alibaba Cloud credential sources are used.
@@ -19,7 +20,7 @@ import click
 
 from tlsguard import settings
 from tlsguard.errors import ConfigError, TlsguardError
-from tlsguard.log import get_logger
+from tlsguard.log import get_logger, mask_secrets
 from tlsguard.report import EXIT_ERROR, EXIT_OK, RunReport
 
 if TYPE_CHECKING:
@@ -173,7 +174,7 @@ def guarded(run: Callable[[], int]) -> None:
         code = EXIT_ERROR
     except Exception as exc:  # a bug: one line, and the details in the debug log
         get_logger("tlsguard.cli").debug("unexpected error", exc_info=True)
-        click.echo(f"tlsguard: internal error: {type(exc).__name__}: {exc}", err=True)
+        click.echo(mask_secrets(f"tlsguard: internal error: {type(exc).__name__}: {exc}"), err=True)
         code = EXIT_ERROR
     sys.exit(code)
 
@@ -231,6 +232,29 @@ def verify(policy_path: str, localcloud: str | None, as_json: bool) -> None:
             alerts.observe_verification(verification)
         report.alerts = alerts.flush(command="verify", mode=wiring.policy.mode.value).to_dict()
         _emit(report.finish(), as_json)
+        return report.exit_code
+
+    guarded(run)
+
+
+@cli.command()
+@_policy_option
+@click.option("--json", "as_json", is_flag=True, help="Print the checks as JSON.")
+@click.option("--region", envvar=settings.REGION, default=None, help="Region of the deployment (real cloud).")
+@click.option("--lookback-days", type=click.IntRange(1, 30), default=7, show_default=True,
+              help="How far back ActionTrail events are looked up.")
+def doctor(policy_path: str, localcloud: str | None, as_json: bool, region: str | None, lookback_days: int) -> None:
+    """Check the deployment: credentials, RAM actions, the state bucket, EventBridge rules, ActionTrail event
+    names, the functions and the event-path heartbeat. One line per check; exit 1 when one fails."""
+
+    def run() -> int:
+        from tlsguard import doctor as doctor_module
+        from tlsguard.policy.loader import load_policy
+
+        policy = load_policy(policy_path)
+        report = doctor_module.run(doctor_module.build_ports(policy, localcloud, region), policy,
+                                   lookback_days=lookback_days)
+        click.echo(json.dumps(report.to_dict(), indent=2) if as_json else report.human())
         return report.exit_code
 
     guarded(run)

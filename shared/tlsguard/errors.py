@@ -1,15 +1,22 @@
 """tlsguard's error taxonomy: one root, and each type implies how the caller handles it.
 
 ``ConfigError`` fails fast (bad policy file); ``EventError`` is logged and dropped; ``CloudError`` carries the
-service, operation, code and request id of a failed call, and ``retryable`` says whether retrying can help;
+service, operation, code and request id of a failed call, and ``retryable`` says whether retrying can help
+(``InvalidRequest``: the SDK refused the call before sending it, so it never can);
 ``RemediationRefused`` / ``RemediationFailed`` explain why a bucket was left as it was.
+Every message is redacted when it is read (``str()``): a cloud error's text can echo a credential.
 """
 
 from __future__ import annotations
 
+from tlsguard.log import mask_secrets
+
 
 class TlsguardError(Exception):
     """Root of every error tlsguard raises on purpose."""
+
+    def __str__(self) -> str:
+        return mask_secrets(super().__str__())
 
 
 class ConfigError(TlsguardError):
@@ -29,6 +36,10 @@ class ConfigError(TlsguardError):
 
 class EventError(TlsguardError):
     """An incoming event cannot be understood; drop it without retrying."""
+
+
+class EventTooLarge(EventError):
+    """An incoming event or request body is over its size limit (the webhook answers 413)."""
 
 
 class CloudError(TlsguardError):
@@ -60,6 +71,12 @@ class Transient(CloudError):
     retryable = True
 
 
+class InvalidRequest(CloudError):
+    """The SDK refused the call before sending it (an invalid bucket name, an IDNA or NUL character in a host or
+    region, a parameter the SDK rejects): the same input fails the same way, so it is a failure with a reason,
+    never retried."""
+
+
 class PermissionDenied(CloudError):
     """403 AccessDenied and friends: report it, never retry."""
 
@@ -74,3 +91,10 @@ class RemediationRefused(TlsguardError):
 
 class RemediationFailed(TlsguardError):
     """A write was attempted but the bucket did not end in the desired state (or the write failed)."""
+
+
+class CertificateUnreadable(TlsguardError, ValueError):
+    """A certificate (from a TLS server, an API or CAS) is not valid PEM/DER or is over tlsguard's size limits.
+
+    Callers turn it into a finding for that one domain; it is a ValueError too, as cryptography's own is.
+    """

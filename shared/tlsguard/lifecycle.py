@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 from tlsguard.checks import PLAN_NEEDS, REGISTRY, Unfixable, evaluate, live_expectation, observe
 from tlsguard.errors import CloudError, RemediationRefused, TlsguardError, Transient
 from tlsguard.facets import CERTIFICATE_FACET, FACETS, Actual, TargetGone, describe_json, read_facets
-from tlsguard.log import get_logger
+from tlsguard.log import get_logger, mask_secrets
 from tlsguard.model import (
     Action,
     LiveVerification,
@@ -130,8 +130,8 @@ class Lifecycle:
             result = replace(base, outcome=Outcome.FAILED, reason=str(exc), error_code=type(exc).__name__)
         except Exception as exc:  # a bug must not sink the run; it is reported as such
             log.exception("unexpected error", extra={"target": str(target)})
-            result = replace(base, outcome=Outcome.FAILED, reason=f"BUG: {type(exc).__name__}: {exc}",
-                             error_code="BUG")
+            reason = mask_secrets(f"BUG: {type(exc).__name__}: {exc}")  # a library's text may quote a credential
+            result = replace(base, outcome=Outcome.FAILED, reason=reason, error_code="BUG")
         if log.isEnabledFor(logging.INFO):  # the fields cost more to build than the call: only when logged
             log.info("target checked", extra={
                 "target": str(target), "outcome": result.outcome.value, "reason": result.reason,

@@ -9,6 +9,7 @@ read rates (3 x 600/s) under the lower 2,000 figure and writes far below; all ar
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from typing import TYPE_CHECKING
@@ -32,6 +33,12 @@ DEFAULT_RATES: dict[str, float] = {
     "ListObjectsV2": 100.0,
     "DeleteObject": 100.0,
 }
+#: Every OSS action the adapters pass through the limiter: the names a policy's ``rate_limits`` may set.
+RATE_LIMITED_OPERATIONS: tuple[str, ...] = (*DEFAULT_RATES, "ListCname", "PutCname")
+#: The rates a policy may set. Below one call per second a sweep of a few hundred targets outlives a function's
+#: timeout waiting for tokens; above the account-wide 10,000 QPS (URL above) a limit no longer limits anything.
+MIN_RATE = 1.0
+MAX_RATE = 10_000.0
 
 
 class TokenBucket:
@@ -39,8 +46,8 @@ class TokenBucket:
 
     def __init__(self, rate: float, burst: float | None = None,
                  clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep) -> None:
-        if rate <= 0:
-            raise ValueError("rate must be positive")
+        if not (math.isfinite(rate) and rate > 0):
+            raise ValueError(f"rate must be a positive finite number, not {rate!r}")
         self.rate = rate
         self.burst = burst if burst is not None else max(1.0, rate / 10.0)
         self._tokens = self.burst

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import tlsguard
+from tlsguard.log import mask_secrets, scrub
 from tlsguard.model import LiveVerification, Outcome, Severity, TargetKind
 
 if TYPE_CHECKING:
@@ -52,6 +53,8 @@ class RunReport:
     verifications: list[dict[str, Any]] = field(default_factory=list)
     alerts: dict[str, Any] | None = None
     errors: list[str] = field(default_factory=list)
+    #: The event-path heartbeat as the sweep judged it (:meth:`tlsguard.heartbeat.EventPath.to_dict`); sweeps only.
+    event_path: dict[str, Any] | None = None
 
     def add(self, result: TargetResult) -> None:
         self.counts[result.outcome.value] += 1
@@ -87,8 +90,9 @@ class RunReport:
         return EXIT_OK
 
     def to_dict(self) -> dict[str, Any]:
+        """The versioned report, redacted (:func:`tlsguard.log.scrub`): a reason can quote a cloud error."""
         finished = self.finished if self.finished is not None else time.time()
-        return {
+        document: dict[str, Any] = scrub({
             "report_version": REPORT_VERSION,
             "tool": {"name": "tlsguard", "version": tlsguard.__version__},
             "command": self.command,
@@ -105,7 +109,9 @@ class RunReport:
             "verifications": self.verifications,
             "alerts": self.alerts,
             "errors": self.errors,
-        }
+            **({"event_path": self.event_path} if self.event_path is not None else {}),
+        })
+        return document
 
     def human(self) -> str:
         """A readable summary: one block per target that is not simply compliant, then the totals."""
@@ -141,6 +147,8 @@ class RunReport:
             lines.append(f"! alert digest not delivered: {self.alerts['error']}")
         for error in self.errors:
             lines.append(f"ERROR: {error}")
+        if self.event_path is not None:
+            lines.append(f"event path: {self.event_path['message']}")
         totals = ", ".join(f"{count} {name}" for name, count in self.counts.items() if count)
         kinds = ", ".join(f"{count} {name}" for name, count in self.by_kind.items() if count)
         live = ", ".join(f"{count} {name}" for name, count in self.live.items() if count)
@@ -148,4 +156,4 @@ class RunReport:
                      + (f" ({kinds})" if kinds else "") + f": {totals or 'nothing checked'}; "
                      f"{self.findings} open findings" + (f"; live verification: {live}" if live else "")
                      + f"; exit {self.exit_code}")
-        return "\n".join(lines)
+        return mask_secrets("\n".join(lines))

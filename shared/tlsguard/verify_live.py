@@ -67,12 +67,16 @@ def judge(expect: dict[str, Any], live: LivePort) -> tuple[str, str, int]:
         if not view.chain_pem:
             verdicts.append((INCONCLUSIVE, f"no certificate served: {view.error or 'nothing'}"))
         else:
-            leaf = facts_from_pem(view.chain_pem[0])
-            if leaf.fingerprint_sha1 == wanted:
-                verdicts.append((EFFECTIVE, f"serves {leaf.subject_cn} ({wanted[:23]}...)"))
+            try:
+                leaf = facts_from_pem(view.chain_pem[0])
+            except ValueError as exc:  # not valid DER, or over the size limit: certainly not the one bound
+                verdicts.append((NOT_EFFECTIVE, f"serves a certificate that cannot be read ({exc})"))
             else:
-                verdicts.append((NOT_EFFECTIVE, f"still serves {leaf.subject_cn} ({leaf.fingerprint_sha1[:23]}...), "
-                                                f"not {wanted[:23]}..."))
+                if leaf.fingerprint_sha1 == wanted:
+                    verdicts.append((EFFECTIVE, f"serves {leaf.subject_cn} ({wanted[:23]}...)"))
+                else:
+                    verdicts.append((NOT_EFFECTIVE, f"still serves {leaf.subject_cn} "
+                                                    f"({leaf.fingerprint_sha1[:23]}...), not {wanted[:23]}..."))
     if "hsts" in expect:
         status, headers, error = live.http_answer(host, https=True)
         connections += 1

@@ -153,6 +153,11 @@ def alert_channels(policy: Policy) -> Dispatcher | None:
         url = settings.env(settings.WEBHOOK_URL)
         if not url:
             return None
+        from tlsguard.log import register_secret
+        from tlsguard.netsafe import check_outbound_url
+
+        register_secret(url)
+        check_outbound_url(url, settings.WEBHOOK_URL)  # https:// only (http:// to loopback); names the variable
         alerts = replace(alerts, channels=(ChannelSpec("webhook", "webhook", secret_env=settings.WEBHOOK_SECRET,
                                                        url=url),))
     return build_dispatcher(alerts)

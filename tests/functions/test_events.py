@@ -36,11 +36,26 @@ def test_timer_event_empty_payload_and_empty_event() -> None:
     assert ev.parse_timer(b"").options == {}
 
 
-@pytest.mark.parametrize("raw", [b"\xff\xfe", b"not json", b'"text"', b'{"payload": "not json"}',
-                                 b'{"payload": "[1, 2]"}'])
+@pytest.mark.parametrize("raw", [b"\xff\xfe", b"not json", b'"text"', b"[1, 2]"])
 def test_timer_event_garbage_raises_event_error(raw: bytes) -> None:
     with pytest.raises(EventError):
         ev.parse_timer(raw)
+
+
+@pytest.mark.parametrize(("payload", "problem"), [
+    ("awesome-fc", ""),  # FC's documented example payload: plain text, no options, nothing wrong
+    ("not json", ""),
+    ("[1, 2]", "JSON but not an object"),
+    ('{"verify_only": tr', "timer payload is not JSON"),
+    ("42", "JSON but not an object"),
+])
+def test_any_timer_payload_text_is_accepted_and_only_an_object_sets_options(payload: str, problem: str) -> None:
+    timer = ev.parse_timer(json.dumps({"triggerTime": "t", "triggerName": "n", "payload": payload}).encode())
+    assert timer.options == {}
+    if problem:
+        assert any(problem in p for p in timer.problems), timer.problems
+    else:
+        assert timer.problems == ()
 
 
 def test_envelopes_accepts_one_object_or_a_list() -> None:

@@ -18,7 +18,8 @@ from tlsguard.functions.permissions import needed_operations, policy_document
 
 ROOT = Path(__file__).resolve().parents[2]
 #: What generate.py reads and writes, relative to the repository root.
-INPUTS = ("deploy/generate.py", "s.yaml", "docs/checks.md", "deploy/ram-policy.json", "schemas/policy.schema.json")
+INPUTS = ("deploy/generate.py", "s.yaml", "docs/checks.md", "deploy/ram-policy.json", "deploy/ram-policy-doctor.json",
+          "schemas/policy.schema.json")
 
 
 def run_generate(root: Path, *args: str) -> subprocess.CompletedProcess[str]:

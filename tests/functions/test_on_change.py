@@ -216,11 +216,23 @@ def test_exhausted_retries_reach_the_failure_destination_which_alerts(
 
 
 # -- custom domains: PutCname / DeleteCname ------------------------------------------------------------------------
-def bind_as_outsider(cloud: LocalCloud, bucket: str, domain: str) -> None:
-    """ops-alice binds ``domain`` to ``bucket`` without a certificate (alibabacloud-oss-v2 PutCname, over HTTPS:
-    the bucket policy denies plain HTTP)."""
+def prove_ownership(cloud: LocalCloud, bucket: str, domain: str) -> None:
+    """What binding a new domain needs: ops-alice's CreateCnameToken (alibabacloud-oss-v2, over HTTPS), then the
+    token in the domain's ``_dnsauth`` TXT record (localcloud's DNS stand-in)."""
     import alibabacloud_oss_v2 as oss
 
+    config = oss.BucketCnameConfiguration(cname=oss.Cname(domain=domain))
+    token = outsider(cloud).client(cloud.region).create_cname_token(oss.CreateCnameTokenRequest(
+        bucket=bucket, bucket_cname_configuration=config))
+    cloud.oss.set_dns_txt(f"_dnsauth.{domain}", [token.cname_token.token])
+
+
+def bind_as_outsider(cloud: LocalCloud, bucket: str, domain: str) -> None:
+    """ops-alice binds ``domain`` to ``bucket`` without a certificate (alibabacloud-oss-v2 PutCname, over HTTPS:
+    the bucket policy denies plain HTTP), having proven she owns it."""
+    import alibabacloud_oss_v2 as oss
+
+    prove_ownership(cloud, bucket, domain)
     outsider(cloud).client(cloud.region).put_cname(oss.PutCnameRequest(bucket=bucket, bucket_cname_configuration=(
         oss.BucketCnameConfiguration(cname=oss.Cname(domain=domain)))))
 
@@ -241,6 +253,7 @@ def test_a_newly_bound_custom_domain_is_checked_and_fixed_at_once(deployed: Depl
     cname = AliyunOssCname(outsider(cloud))
     cert = cloud.cas.find_by_name(cloud.default_account_id, "old-cert")
     assert cert is not None
+    prove_ownership(cloud, "app-prod", "old.example.com")
     cname.bind_cas_certificate(BucketRef("app-prod", "cn-hangzhou"), "old.example.com", cloud.cas.oss_cert_id(cert),
                                None)  # an earlier, compliant binding of the same bucket
     settle(cloud)

@@ -203,11 +203,28 @@ def test_timer_fired_through_the_control_api(deployed: Deployment, cloud: LocalC
     assert body["correlation_id"].startswith("sweep:hourly:") and body["summary"]["remediated"] == 1
 
 
-@pytest.mark.parametrize("payload", ["not json", "[1]", '{"threshold": "many"}', '{"threshold": -1}'])
-def test_bad_timer_payloads_are_acknowledged(deployed: Deployment, cloud: LocalCloud, payload: str) -> None:
+@pytest.mark.parametrize(("payload", "problem"), [
+    ("awesome-fc", None),  # FC's documented example of a timer payload: plain text
+    ("not json", None),
+    ("[1]", "JSON but not an object"),
+    ('{"verify_only": tr', "timer payload is not JSON"),
+    ('{"threshold": "many"}', "option 'threshold' ignored"),
+    ('{"threshold": -1, "batch_size": 0}', "option 'batch_size' ignored"),
+    ('{"batch_size": 1e999}', "number 1e999 is out of range"),
+    ('{"inline": "yes", "colour": "red"}', "unknown option 'colour' ignored"),
+])
+def test_any_timer_payload_runs_the_sweep_and_bad_options_are_reported(deployed: Deployment, cloud: LocalCloud,
+                                                                       payload: str, problem: str | None) -> None:
+    """A timer fires every hour: whatever its payload says, every target is checked (with the default options when
+    the payload cannot set them), and what was wrong with the payload is in the result."""
     record = cloud.fc.invoke("tlsguard-sweep", timer_event(payload))
-    assert record["status"] == "succeeded" and "skipped" in result_of(record)
-    assert versions(cloud, "app-drifted") == {"TLSv1.0", "TLSv1.1", "TLSv1.2", "TLSv1.3"}
+    body = result_of(record)
+    assert "skipped" not in body and body["fanout"] is False and body["summary"]["remediated"] == 1
+    assert versions(cloud, "app-drifted") == {"TLSv1.2", "TLSv1.3"}
+    if problem is None:
+        assert "payload_problems" not in body
+    else:
+        assert any(problem in p for p in body["payload_problems"]), body["payload_problems"]
 
 
 def test_the_pending_verifications_timer_proves_a_write_with_handshakes(

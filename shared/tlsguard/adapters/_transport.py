@@ -12,11 +12,22 @@ that address while SNI, Host and the certificate check keep the real hostname (s
 
 from __future__ import annotations
 
+import json
 import ssl
 from typing import Any
 
 #: Kept-alive connections per host (see :func:`urllib3_http_client`).
 CONNECTIONS_PER_HOST = 4
+
+
+def client_side_error(exc: BaseException | None) -> bool:
+    """Whether ``exc`` is a client refusing its own input before sending anything: a ValueError (IDNA's
+    UnicodeError for a label over 63 characters, "embedded null character", urllib3's LocationParseError) or a
+    TypeError. The same call fails the same way, so it is never retried. A body that cannot be decoded
+    (UnicodeDecodeError, JSONDecodeError) is the server's answer, not the client's input: not counted here."""
+    if isinstance(exc, (UnicodeDecodeError, json.JSONDecodeError)):
+        return False
+    return isinstance(exc, (ValueError, TypeError))
 
 
 def resuming_context(ca_bundle: str) -> ssl.SSLContext:

@@ -14,7 +14,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from tlsguard import settings
-from tlsguard.errors import CloudError, ConfigError, NotFound, PermissionDenied, Transient
+from tlsguard.errors import CloudError, ConfigError, InvalidRequest, NotFound, PermissionDenied, Transient
+from tlsguard.log import register_secret
 from tlsguard.policy.model import EncryptionAlgorithm, EncryptionPolicy, RawHttpsConfig
 from tlsguard.ports import BucketRef
 from tlsguard.ratelimit import RateLimiter
@@ -45,6 +46,9 @@ class OssConnection:
     ca_bundle: str | None = None
     account_id: str = ""
     use_default_chain: bool = False
+    #: A renewing alibabacloud-credentials provider (a role, a profile): used for every call instead of the keys
+    #: above, which are then its first snapshot (see :mod:`tlsguard.credentials`).
+    credentials_provider: Any = field(default=None, repr=False, compare=False)
     #: localcloud only: bucket requests use ``https://<bucket>.oss-<region>.aliyuncs.com`` (as in production) but
     #: connect to this loopback address (the TLS plane); ``endpoint`` then serves only ListBuckets.
     tls_address: tuple[str, int] | None = None
@@ -72,23 +76,39 @@ def connection_from_endpoint_data(data: dict[str, Any], source: str = "endpoints
 
 
 def connection_from_environment(region: str | None = None) -> OssConnection:
-    """Real endpoints: ``ALIBABA_CLOUD_ACCESS_KEY_ID/SECRET/SECURITY_TOKEN``, else the default credential chain."""
+    """Real endpoints with credentials resolved now (:func:`tlsguard.credentials.resolve`: the
+    ``ALIBABA_CLOUD_*`` keys, else the first configured source of the standard chain). No source: ConfigError, one
+    line naming what was tried, before any call is made."""
+    from tlsguard.credentials import resolve
+
     region = region or settings.env(settings.REGION, settings.DEFAULT_REGION) or settings.DEFAULT_REGION
-    ak = settings.env(settings.ALIBABA_ACCESS_KEY_ID)
-    sk = settings.env(settings.ALIBABA_ACCESS_KEY_SECRET)
-    if ak and sk:
-        return OssConnection(region=region, access_key_id=ak, access_key_secret=sk,
-                             security_token=settings.env(settings.ALIBABA_SECURITY_TOKEN) or "")
-    return OssConnection(region=region, use_default_chain=True)
+    found = resolve()
+    return OssConnection(region=region, access_key_id=found.access_key_id, access_key_secret=found.access_key_secret,
+                         security_token=found.security_token, use_default_chain=found.provider is not None,
+                         credentials_provider=found.provider)
 
 
 def map_sdk_error(exc: BaseException, service: str, operation: str, resource: str) -> CloudError:
-    """Translate an alibabacloud-oss-v2 exception into tlsguard's taxonomy."""
+    """Translate an alibabacloud-oss-v2 exception into tlsguard's taxonomy.
+
+    What the SDK refuses before sending anything (an invalid bucket name, a region that makes no host name, a
+    missing parameter, an IDNA or NUL character) is :class:`InvalidRequest`: permanent, never retried.
+    """
     from alibabacloud_oss_v2 import exceptions as oss_exceptions
+
+    from tlsguard.adapters._transport import client_side_error
 
     inner: BaseException = exc
     if isinstance(exc, oss_exceptions.OperationError):
         inner = exc.unwrap() or exc
+    refused = (oss_exceptions.BucketNameInvalidError, oss_exceptions.ObjectNameInvalidError,
+               oss_exceptions.ParamInvalidError, oss_exceptions.ParamNullError, oss_exceptions.ParamNullOrEmptyError,
+               oss_exceptions.ParamRequiredError, oss_exceptions.SerializationError,
+               oss_exceptions.CredentialsEmptyError)
+    cause = inner.unwrap() if isinstance(inner, oss_exceptions.RequestError) else inner
+    if isinstance(inner, refused) or client_side_error(cause):
+        return InvalidRequest(f"{type(inner).__name__}: {inner}", service=service, operation=operation,
+                              code=type(inner).__name__, resource=resource)
     if isinstance(inner, oss_exceptions.ServiceError):
         status = int(inner.status_code or 0)
         code = str(inner.code or "")
@@ -122,6 +142,8 @@ class AliyunOss:
         self._clients: dict[str, Any] = {}
         self._lock = threading.Lock()
         self._http_client: Any = None
+        register_secret(connection.access_key_secret)
+        register_secret(connection.security_token)
 
     # -- wiring ------------------------------------------------------------------------------------------
     def _credentials_provider(self) -> Any:
@@ -131,18 +153,27 @@ class AliyunOss:
         if not conn.use_default_chain:
             return oss.credentials.StaticCredentialsProvider(conn.access_key_id, conn.access_key_secret,
                                                              conn.security_token or None)
-        from alibabacloud_credentials.client import Client as CredentialClient  # type: ignore[import-untyped]
+        source = conn.credentials_provider
+        if source is None:  # a connection built by hand: resolved now, from the same configured sources
+            from tlsguard.credentials import resolve
 
-        chain = CredentialClient()
+            found = resolve()
+            if found.provider is None:
+                return oss.credentials.StaticCredentialsProvider(found.access_key_id, found.access_key_secret,
+                                                                 found.security_token or None)
+            source = found.provider
 
-        class DefaultChainProvider(oss.credentials.CredentialsProvider):  # type: ignore[misc]
-            """The standard Alibaba Cloud credential chain (env, profile, ECS/FC role...)."""
+        class RenewingProvider(oss.credentials.CredentialsProvider):  # type: ignore[misc]
+            """A role's or profile's credentials, renewed by alibabacloud-credentials when they near expiry."""
 
             def get_credentials(self) -> Any:
-                cred = chain.get_credential()
-                return oss.credentials.Credentials(cred.access_key_id, cred.access_key_secret, cred.security_token)
+                cred = source.get_credentials()
+                secret, token = cred.get_access_key_secret(), cred.get_security_token()
+                register_secret(secret)
+                register_secret(token)
+                return oss.credentials.Credentials(cred.get_access_key_id(), secret, token)
 
-        return DefaultChainProvider()
+        return RenewingProvider()
 
     def _new_client(self, region: str, endpoint: str | None, path_style: bool, http_client: Any) -> Any:
         import alibabacloud_oss_v2 as oss
@@ -179,11 +210,14 @@ class AliyunOss:
             existing = self._clients.get(region)
             if existing is None:
                 conn = self.connection
-                if conn.tls_address is not None:
-                    existing = self._new_client(region, f"https://oss-{region}.aliyuncs.com", False,
-                                                self._shared_http_client())
-                else:
-                    existing = self._new_client(region, conn.endpoint, True, self._shared_http_client())
+                try:
+                    if conn.tls_address is not None:
+                        existing = self._new_client(region, f"https://oss-{region}.aliyuncs.com", False,
+                                                    self._shared_http_client())
+                    else:
+                        existing = self._new_client(region, conn.endpoint, True, self._shared_http_client())
+                except Exception as exc:  # a region no client can be built for (NUL, IDNA): the target's failure
+                    raise map_sdk_error(exc, "oss", "NewClient", region) from exc
                 self._clients[region] = existing
             return existing
 

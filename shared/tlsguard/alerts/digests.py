@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING, Any
 
-from tlsguard.alerts.path import MAX_ITEMS_PER_SECTION
+from tlsguard.alerts.path import MAX_DIGEST_ITEMS, MAX_ITEMS_PER_SECTION
 
 if TYPE_CHECKING:
     from tlsguard.state import StateBucket
@@ -36,10 +36,11 @@ def merge(parts: list[dict[str, Any]], *, expected: int) -> dict[str, Any]:
         for section in _SECTIONS:
             merged[section].extend(part.get(section) or [])
         merged["omitted"] += int(part.get("omitted") or 0)
-    for section in _SECTIONS:
-        extra = len(merged[section]) - MAX_ITEMS_PER_SECTION
+    for section in _SECTIONS:  # each channel lists its own worst items of these (alerts.channels.routed)
+        bound = MAX_ITEMS_PER_SECTION if section == "notices" else MAX_DIGEST_ITEMS
+        extra = len(merged[section]) - bound
         if extra > 0:
-            merged[section] = merged[section][:MAX_ITEMS_PER_SECTION]
+            merged[section] = merged[section][:bound]
             merged["omitted"] += extra
     merged["batches"] = {"reported": len(parts), "expected": expected}
     return merged

@@ -14,7 +14,7 @@ import threading
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from tlsguard.log import get_logger
+from tlsguard.log import get_logger, mask_secrets, scrub
 from tlsguard.model import LiveVerification, Mode, Outcome, Severity, utc_now_iso
 
 if TYPE_CHECKING:
@@ -35,8 +35,13 @@ TARGET_CHECK = "target"
 #: The pseudo-check a target's live verification problems are alerted under (whichever checks the write was for:
 #: a later verification of the target, effective, resolves them).
 LIVE_CHECK = "live"
-#: Items listed per section of a digest; the counts always cover everything.
+#: Items a channel's digest lists per section, the worst first; the rest are counted in ``omitted`` ("N more items
+#: are in the run's report", which lists every one). Applied per channel after routing
+#: (:func:`tlsguard.alerts.channels.routed`), so a burst on one kind of target never crowds out another channel's items.
 MAX_ITEMS_PER_SECTION = 50
+#: Items a run's digest carries per section before routing (a bound on memory and on a fanned-out run's digest parts
+#: in the state bucket); beyond it items are only counted in ``omitted``. The counts always cover everything.
+MAX_DIGEST_ITEMS = 1000
 #: Beyond this many targets in a run, the whole ``alerts/open/`` listing is read once instead of per target.
 PER_TARGET_LISTING_LIMIT = 8
 
@@ -174,6 +179,16 @@ class AlertPath:
             if problem is not None:
                 self._problems[(key, problem.check, problem.state)] = problem
 
+    def observe_health(self, target: TargetRef, check: str, problems: list[Problem]) -> None:
+        """A platform condition judged this run (the event-path heartbeat, on the state bucket): its problems alert
+        and are deduplicated like a target's, and judging it without a problem resolves the ones left open."""
+        with self._lock:
+            key = target.key
+            self._targets[key] = target
+            self._judged[key] = (*self._judged.get(key, ()), check)
+            for problem in problems:
+                self._problems[(key, problem.check, problem.state)] = problem
+
     def notice(self, kind: str, message: str, **details: Any) -> None:
         """A run-level problem that belongs to no target (a listing that failed, a function out of retries)."""
         with self._lock:
@@ -190,19 +205,18 @@ class AlertPath:
         new, reminders, resolved = self._decide(now)
         counts = dict(sorted(self._counts.items()))
         counts["targets"] = sum(self._counts.values())
+        sections: dict[str, list[dict[str, Any]]] = {
+            "needs_attention": [p.item() for p in _ordered(new)] + [p.item(reminder=True) for p in _ordered(reminders)],
+            "resolved": resolved, "remediated": self._remediated, "verifications": self._verified}
         message: dict[str, Any] = {
             "version": 2, "kind": "digest", "time": utc_now_iso(now),
             "run": {"command": command, "correlation_id": correlation_id or None, "mode": mode or None},
             "counts": counts,
-            "needs_attention": [p.item() for p in _ordered(new)][:MAX_ITEMS_PER_SECTION] +
-            [p.item(reminder=True) for p in _ordered(reminders)][:MAX_ITEMS_PER_SECTION],
-            "resolved": resolved[:MAX_ITEMS_PER_SECTION],
-            "remediated": self._remediated[:MAX_ITEMS_PER_SECTION],
-            "verifications": self._verified[:MAX_ITEMS_PER_SECTION],
+            **{name: items[:MAX_DIGEST_ITEMS] for name, items in sections.items()},
             "notices": self._notices[:MAX_ITEMS_PER_SECTION],
-            "omitted": max(0, len(new) + len(reminders) + len(resolved) + len(self._remediated)
-                           - 4 * MAX_ITEMS_PER_SECTION),
+            "omitted": sum(max(0, len(items) - MAX_DIGEST_ITEMS) for items in sections.values()),
         }
+        message = scrub(message)  # a problem's message or reason can quote a cloud error
         if hold:
             return Delivery(message=message)
         if not (new or reminders or resolved or self._remediated or self._notices or self._verified):
@@ -213,6 +227,7 @@ class AlertPath:
         """Deliver one digest to every channel its items are routed to; failures are returned (and logged), never
         raised. The problems a failed channel should have carried are withdrawn from alert state, so the next run
         alerts them again instead of staying silent."""
+        message = scrub(message)
         if self.notifier is None:
             return Delivery(message=message)
         from tlsguard.alerts.channels import Dispatcher, routed
@@ -223,14 +238,15 @@ class AlertPath:
         for result in failed:
             log.warning("digest not delivered", extra={"channel": result.name, "type": result.type,
                                                        "error": result.error})
-            self._withdraw(routed(message, dispatcher.routes, result.name))
-        error = "; ".join(f"{r.name}: {r.error}" for r in failed)
+            self._withdraw(routed(message, dispatcher.routes, result.name, limit=None))
+        error = mask_secrets("; ".join(f"{r.name}: {r.error}" for r in failed))
         delivered = [r.name for r in results if r.sent]
         if failed and delivered:  # the channels that work hear that one did not
             notice = {**message, **{section: [] for section in ("needs_attention", "resolved", "remediated",
                                                                   "verifications")},
                       "notices": [{"kind": "delivery_failed", "channel": r.name, "type": r.type,
-                                   "message": f"the digest could not be delivered to {r.name} ({r.type}): {r.error}"}
+                                   "message": mask_secrets(f"the digest could not be delivered to {r.name} "
+                                                           f"({r.type}): {r.error}")}
                                   for r in failed]}
             results.extend(dispatcher.dispatch(notice, only=delivered))
         return Delivery(sent=bool(delivered), error=error, message=message, channels=results)

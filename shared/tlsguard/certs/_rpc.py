@@ -13,13 +13,23 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tlsguard.errors import CloudError, ConfigError, NotFound, PermissionDenied, Transient
+from tlsguard.errors import CloudError, ConfigError, InvalidRequest, NotFound, PermissionDenied, Transient
+from tlsguard.log import register_secret
 from tlsguard.retry import RetryPolicy, call_with_retries
 
 _THROTTLE_CODES = {"Throttling", "Throttling.User", "Throttling.Api", "ServiceUnavailable", "InternalError",
                    "QpsLimitExceeded"}
 _DENIED_CODES = {"Forbidden.RAM", "Forbidden", "NoPermission", "InvalidAccessKeyId.NotFound",
                  "SignatureDoesNotMatch", "IncompleteSignature", "InvalidSecurityToken.Expired", "AccessDenied"}
+#: aliyunsdkcore ClientException codes that mean the SDK refused the request itself (aliyunsdkcore
+#: ``acs_exception/error_code.py``): no answer from the service is involved, so a retry fails the same way.
+_CLIENT_REFUSALS = {"SDK.InvalidRegionId", "SDK.InvalidRequest", "SDK.InvalidParams", "SDK.InvalidParameter",
+                    "SDK.NotSupport", "SDK.EndpointResolvingError", "SDK.InvalidCredential",
+                    "SDK.MissingEndpointsFiler", "SDK.InvalidSessionExpiration"}
+#: SDK.HttpError wraps any IOError of requests; these texts are the ones raised for a URL that cannot be built
+#: (requests' InvalidURL and urllib3's LocationParseError), not for a network failure.
+_UNBUILDABLE_URL = ("Invalid URL", "Failed to parse", "label empty or too long", "codec can't encode",
+                    "embedded null")
 
 
 @dataclass(frozen=True)
@@ -76,6 +86,8 @@ class RpcCaller:
         self.retry = retry or RetryPolicy()
         self._client: Any = None
         self._lock = threading.Lock()
+        register_secret(connection.access_key_secret)
+        register_secret(connection.security_token)
 
     def _acs_client(self) -> Any:
         with self._lock:
@@ -114,8 +126,10 @@ class RpcCaller:
             except ServerException as exc:
                 raise _server_error(exc, self.service, action, resource) from exc
             except ClientException as exc:
-                raise Transient(f"{exc.get_error_code()}: {exc.get_error_msg()}", service=self.service,
-                                operation=action, code=str(exc.get_error_code()), resource=resource) from exc
+                raise _client_error(exc, self.service, action, resource) from exc
+            except (ValueError, TypeError) as exc:  # IDNA, NUL: the request could not even be built
+                raise InvalidRequest(f"{type(exc).__name__}: {exc}", service=self.service, operation=action,
+                                     code=type(exc).__name__, resource=resource) from exc
             try:
                 decoded = json.loads(body)
             except ValueError as exc:
@@ -133,6 +147,16 @@ def _text(value: str | int | bool) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     return str(value)
+
+
+def _client_error(exc: Any, service: str, operation: str, resource: str) -> CloudError:
+    """An aliyunsdkcore ClientException: the SDK's refusal of its own input is permanent, a network failure is not."""
+    code = str(exc.get_error_code() or "")
+    message = f"{code}: {exc.get_error_msg()}"
+    kwargs: dict[str, Any] = {"service": service, "operation": operation, "code": code, "resource": resource}
+    if code in _CLIENT_REFUSALS or (code == "SDK.HttpError" and any(text in message for text in _UNBUILDABLE_URL)):
+        return InvalidRequest(message, **kwargs)
+    return Transient(message, **kwargs)
 
 
 def _server_error(exc: Any, service: str, operation: str, resource: str) -> CloudError:

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 from tlsguard.certs.chain import analyse_chain
 from tlsguard.certs.x509facts import facts_from_pem
+from tlsguard.errors import CertificateUnreadable
 
 if TYPE_CHECKING:
     from tlsguard.certs.chain import TrustStore
@@ -92,20 +93,30 @@ class CertHealth:
     expires_at: dt.datetime | None
     days_left: float | None
     renewal_due_at: dt.datetime | None
+    api_unreadable: str | None = None  # why the API's PEM of the bound certificate cannot be read
 
 
 def assess_health(api: ApiView, live: LiveView, trust: TrustStore | None, policy: CertPolicy,
                   now: dt.datetime) -> CertHealth:
-    """Build the chain analysis and expiry figures of one domain (pure: trust store and time passed in)."""
+    """Build the chain analysis and expiry figures of one domain (pure: trust store and time passed in).
+
+    Never raises for what was served or returned: an unreadable or oversized certificate is recorded (the chain's
+    status, ``api_unreadable``) for the cert.chain check to report.
+    """
     chain: ChainAnalysis | None = None
     leaf: CertFacts | None = None
     judged: tuple[CertFacts, ...] = ()
+    api_unreadable: str | None = None
     if live.chain_pem and trust is not None:
         chain = analyse_chain(live.chain_pem, trust, now)
         leaf, judged = chain.leaf, chain.served
     elif api.pem:
-        leaf = facts_from_pem(api.pem)
-        judged = (leaf,)
+        try:
+            leaf = facts_from_pem(api.pem)
+        except CertificateUnreadable as exc:  # one broken certificate is a finding for its domain, never a crash
+            api_unreadable = str(exc)
+        else:
+            judged = (leaf,)
     expires_at: dt.datetime | None = None
     due_at: dt.datetime | None = None
     if leaf is not None:
@@ -114,7 +125,7 @@ def assess_health(api: ApiView, live: LiveView, trust: TrustStore | None, policy
     elif api.not_after is not None:
         expires_at = api.not_after
     days_left = (expires_at - now) / DAY if expires_at is not None else None
-    return CertHealth(api, live, chain, leaf, judged, expires_at, days_left, due_at)
+    return CertHealth(api, live, chain, leaf, judged, expires_at, days_left, due_at, api_unreadable)
 
 
 def _is_ip(name: str) -> bool:

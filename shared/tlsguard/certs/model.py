@@ -113,6 +113,8 @@ class ChainStatus(str, Enum):
     INCOMPLETE = "INCOMPLETE"
     UNTRUSTED = "UNTRUSTED"
     EMPTY = "EMPTY"
+    UNREADABLE = "UNREADABLE"  # a certificate is not valid PEM/DER (no client can use the chain)
+    OVERSIZED = "OVERSIZED"  # more certificates or bytes than tlsguard considers: path building not attempted
 
 
 @dataclass(frozen=True)

@@ -24,6 +24,7 @@ Example::
 from __future__ import annotations
 
 import datetime as dt
+import re
 from typing import Any
 
 from tlsguard.certs.model import DEFAULT_ALERT_STEPS, CertPolicy
@@ -33,6 +34,8 @@ from tlsguard.policy.model import CdnHttpsPolicy
 _KEYS = {"renew_before_days", "renew_fraction", "alert_steps", "propagation_grace_minutes", "min_rsa_bits",
          "min_ec_bits", "https_required", "include", "exclude", "backup_certificates", "cdn_https", "discovery_hours"}
 _VERSIONS = ("TLSv1.0", "TLSv1.1", "TLSv1.2", "TLSv1.3")
+#: An include/exclude entry: an exact domain name or ``*.suffix`` (CertPolicy.in_scope), nothing fnmatch-like.
+_SCOPE_ENTRY = re.compile(r"^(\*\.)?[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*\.?$")
 
 
 def cert_policy_from_mapping(data: dict[str, Any] | None, *, source: str = "policy") -> CertPolicy:
@@ -56,6 +59,10 @@ def cert_policy_from_mapping(data: dict[str, Any] | None, *, source: str = "poli
         value = data.get(key) or []
         if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
             raise ConfigError("must be a list of domain names", file=source, field=f"certificates.{key}")
+        for index, name in enumerate(value):
+            if not _SCOPE_ENTRY.match(name):  # any other wildcard would be compared literally and match nothing
+                raise ConfigError(f"entry {index + 1}, {name[:80]!r}, is neither a domain name nor *.suffix",
+                                  file=source, field=f"certificates.{key}")
         return tuple(v.lower() for v in value)
 
     steps = data.get("alert_steps", list(DEFAULT_ALERT_STEPS))

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from tlsguard.certs.chain import analyse_chain
 from tlsguard.certs.checks import DAY, _ago, _is_ip, assess_health, hostname_covered
 from tlsguard.certs.model import CertPolicy, ChainStatus
-from tlsguard.certs.x509facts import facts_from_pem, normalise_fingerprint
+from tlsguard.certs.x509facts import facts_from_pem, normalise_fingerprint, read_chain
 from tlsguard.checks.registry import BOUND_CERTIFICATE, Check, Unfixable, resolve_facet
 from tlsguard.facets import CDN_DOMAINS, CNAMES, DOMAINS, FACETS
 from tlsguard.model import Action, Finding, Severity, TargetKind
@@ -163,10 +163,22 @@ def _signature_failure_explained(cert: CertHealth) -> bool:
 def _chain(desired: Desired, actual: Actual, now: dt.datetime) -> list[Finding]:
     cert = health(desired, actual, now)
     chain = cert.chain
+    if chain is None and cert.api_unreadable and not _https_off(desired, actual, now):
+        return [_finding(desired, CHAIN, Severity.HIGH, "a readable certificate", "unreadable",
+                         f"the bound certificate the API returns cannot be read: {cert.api_unreadable}",
+                         "unreadable", error=cert.api_unreadable)]
     if chain is None or _suspended(desired, actual, now):
         return []
     findings = []
-    if chain.status is ChainStatus.INCOMPLETE:
+    if chain.status is ChainStatus.UNREADABLE:
+        findings.append(_finding(desired, CHAIN, Severity.HIGH, "a readable chain", "unreadable",
+                                 f"the served chain cannot be read (no client can use it): {chain.error}",
+                                 "unreadable", error=chain.error or ""))
+    elif chain.status is ChainStatus.OVERSIZED:
+        findings.append(_finding(desired, CHAIN, Severity.HIGH, "a chain within tlsguard's limits", "oversized",
+                                 f"the served chain is over tlsguard's limits and was not judged: {chain.error}",
+                                 "oversized", error=chain.error or ""))
+    elif chain.status is ChainStatus.INCOMPLETE:
         findings.append(_finding(desired, CHAIN, Severity.HIGH, "a complete chain", "incomplete",
                                  f"chain incomplete: the issuer {chain.missing_issuer} is not served (clients "
                                  "without a cached intermediate or AIA fetching fail)", "incomplete",
@@ -223,7 +235,8 @@ def _views_agree(desired: Desired, actual: Actual, now: dt.datetime) -> list[Fin
     api, leaf = cert.api, cert.chain.leaf if cert.chain else None
     if leaf is None or _https_off(desired, actual, now):
         return []
-    api_fingerprint = api.fingerprint_sha1 or (facts_from_pem(api.pem).fingerprint_sha1 if api.pem else None)
+    api_fingerprint = api.fingerprint_sha1 or (facts_from_pem(api.pem).fingerprint_sha1
+                                               if api.pem and not cert.api_unreadable else None)
     if not api_fingerprint:
         return []
     expected, served = normalise_fingerprint(api_fingerprint), leaf.fingerprint_sha1
@@ -299,6 +312,8 @@ def vet_candidate(candidate: CasCandidate, domain: str, desired: Desired, actual
         return f"does not cover {domain} (names {', '.join(leaf.sans) or leaf.subject_cn})"
     if actual.trust is not None:
         chain = analyse_chain(candidate.chain_pem, actual.trust, now)
+        if chain.status in (ChainStatus.UNREADABLE, ChainStatus.OVERSIZED):
+            return f"its chain cannot be used ({chain.error})"
         if chain.status is ChainStatus.INCOMPLETE:
             return f"its chain is incomplete (issuer {chain.missing_issuer} missing)"
         if chain.status is not ChainStatus.VERIFIED:
@@ -308,6 +323,9 @@ def vet_candidate(candidate: CasCandidate, domain: str, desired: Desired, actual
             return f"its chain is not trusted ({chain.error})"
         judged = chain.served
     else:
+        read = read_chain(candidate.chain_pem)
+        if read.unreadable or read.oversized:
+            return f"its chain cannot be used ({read.unreadable or read.oversized})"
         judged = (leaf,)
     weak = _weak_keys(judged, policy)
     if weak:
@@ -425,9 +443,12 @@ CHECKS = (
           fixes=BOUND_CERTIFICATE, events=_CERT_EVENTS, live="certificate", aliases=("cert_hostname_not_covered",),
           doc="RFC 6125: SANs only (CN when there is none), a wildcard covers exactly one left-most label."),
     Check(CHAIN, DOMAINS, "Served chain is complete, trusted and in order",
-          "HIGH incomplete or untrusted, MEDIUM misordered", _DOMAIN_FACETS, _chain, fixes=BOUND_CERTIFICATE,
-          events=_CERT_EVENTS, live="certificate", aliases=("cert_chain_incomplete", "cert_chain_untrusted"),
-          doc="Path building (cryptography) on the chain exactly as served, against certifi's roots."),
+          "HIGH incomplete, untrusted, unreadable or oversized, MEDIUM misordered", _DOMAIN_FACETS, _chain,
+          fixes=BOUND_CERTIFICATE, events=_CERT_EVENTS, live="certificate",
+          aliases=("cert_chain_incomplete", "cert_chain_untrusted"),
+          doc="Path building (cryptography) on the chain exactly as served, against certifi's roots, bounded: at "
+              "most 20 certificates of 64 KiB (256 KiB in all) are read, a path never repeats a certificate and "
+              "the search gives up after 256 candidates. A certificate that is not valid DER is a finding."),
     Check(KEY_STRENGTH, DOMAINS, "Served keys are strong enough", "HIGH", _DOMAIN_FACETS, _key_strength,
           fixes=BOUND_CERTIFICATE, events=_CERT_EVENTS, live="certificate", aliases=("cert_weak_key",),
           doc="RSA/DSA >= certificates.min_rsa_bits (2048), EC >= min_ec_bits (256); self-issued roots exempt."),

@@ -9,16 +9,38 @@ with a short reason; a transient error that remained raises so FC's async retry 
 
 from __future__ import annotations
 
-from typing import Any
+import functools
+from typing import TYPE_CHECKING, Any
 
-from tlsguard.errors import EventError
+from tlsguard.errors import EventError, TlsguardError
 from tlsguard.functions import events as ev
 from tlsguard.functions import service
 from tlsguard.functions.service import RetryableFailure
-from tlsguard.log import get_logger
+from tlsguard.log import get_logger, mask_secrets, scrub
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 log = get_logger("tlsguard.functions")
 __all__ = ["RetryableFailure", "cert_renewal", "check", "failed", "on_change", "sweep", "webhook"]
+
+def redacted(handler: Callable[[bytes | str, Any], dict[str, Any]]) -> Callable[[bytes | str, Any], dict[str, Any]]:
+    """FC records what a handler returns and the message of what it raises (and hands both to destinations):
+    both leave the process redacted (:func:`tlsguard.log.scrub`). A tlsguard error's message is redacted by the
+    error itself; any other exception keeps its type and traceback, with its text arguments redacted."""
+
+    @functools.wraps(handler)
+    def run(event: bytes | str, context: Any) -> dict[str, Any]:
+        try:
+            document: dict[str, Any] = scrub(handler(event, context))
+        except TlsguardError:
+            raise
+        except Exception as exc:
+            exc.args = tuple(mask_secrets(a) if isinstance(a, str) else a for a in exc.args)
+            raise
+        return document
+
+    return run
 
 
 def _skipped(function: str, exc: EventError) -> dict[str, Any]:
@@ -26,6 +48,7 @@ def _skipped(function: str, exc: EventError) -> dict[str, Any]:
     return {"function": function, "skipped": str(exc)}
 
 
+@redacted
 def sweep(event: bytes | str, context: Any) -> dict[str, Any]:
     """Timer: every bucket, custom domain and CDN domain; inline, or fanned out to ``tlsguard-check``."""
     try:
@@ -34,6 +57,7 @@ def sweep(event: bytes | str, context: Any) -> dict[str, Any]:
         return _skipped("sweep", exc)
 
 
+@redacted
 def cert_renewal(event: bytes | str, context: Any) -> dict[str, Any]:
     """Daily timer: every custom domain (after a full discovery) and CDN domain: renew from CAS, alert the rest."""
     try:
@@ -43,6 +67,7 @@ def cert_renewal(event: bytes | str, context: Any) -> dict[str, Any]:
         return _skipped("cert_renewal", exc)
 
 
+@redacted
 def check(event: bytes | str, context: Any) -> dict[str, Any]:
     """One batch of targets from the sweep's fan-out (or a manual invocation)."""
     try:
@@ -53,6 +78,7 @@ def check(event: bytes | str, context: Any) -> dict[str, Any]:
     return service.check(context, payload)
 
 
+@redacted
 def on_change(event: bytes | str, context: Any) -> dict[str, Any]:
     """EventBridge CloudEvents (one or a batch) of the writes the registry's checks react to."""
     try:
@@ -64,17 +90,20 @@ def on_change(event: bytes | str, context: Any) -> dict[str, Any]:
     return service.on_change(context, items)
 
 
+@redacted
 def webhook(event: bytes | str, context: Any) -> dict[str, Any]:
     """HTTP: ``X-Tlsguard-Timestamp`` and ``X-Tlsguard-Signature: sha256=<hex HMAC(secret, ts + "." + body)>``;
-    body ``{"targets"|"buckets"|"domains": [...], "apply": false}``. 401 bad signature, 400 bad body, never a trace."""
+    body ``{"targets"|"buckets"|"domains": [...], "apply": false}``. 401 bad signature, 400 bad body, 409 replay,
+    413 too large, never a trace."""
     service.bind_ids(context, f"webhook:{getattr(context, 'request_id', '')}")
     try:
         request = ev.parse_http(event)
-    except EventError:
-        return service.http_response(400, {"error": "malformed HTTP trigger event"})
+    except EventError as exc:
+        return service.http_refusal(exc)
     return service.webhook_http(context, request)
 
 
+@redacted
 def failed(event: bytes | str, context: Any) -> dict[str, Any]:
     """FC's on-failure destination event: log the invocation that exhausted its retries and alert about it."""
     try:

@@ -21,6 +21,11 @@ STATE_BUCKET_RESOURCE = "acs:oss:*:*:tlsguard-state"
 #: Every bucket of the account (the sweep covers the whole fleet); narrow it to named buckets if yours is smaller.
 ALL_BUCKETS = "acs:oss:*:*:*"
 CHECK_FUNCTION_RESOURCE = "acs:fc:*:*:functions/tlsguard-check"
+#: The function set (``tlsguard doctor`` reads their settings; FC's resource form is UNCONFIRMED, see §10).
+FUNCTIONS_RESOURCE = "acs:fc:*:*:functions/tlsguard-*"
+#: The default bus's rules (https://www.alibabacloud.com/help/ja/eventbridge/developer-reference/
+#: api-eventbridge-2020-04-01-listrules: acs:eventbridge:{regionId}:{accountId}:eventbus/{EventBusName}/rule/*).
+DEFAULT_BUS_RULES = "acs:eventbridge:*:*:eventbus/default/rule/*"
 
 
 @dataclass(frozen=True)
@@ -62,6 +67,15 @@ OPERATIONS: dict[tuple[str, str], Permission] = {
     ("cas", "ListUserCertificateOrder"): Permission("yundun-cert:ListUserCertificateOrder", "*"),
     ("cas", "GetUserCertificateDetail"): Permission("yundun-cert:GetUserCertificateDetail", "*"),
     ("fc", "InvokeFunction"): Permission("fc:InvokeFunction", CHECK_FUNCTION_RESOURCE),
+    # tlsguard doctor only (deploy/ram-policy-doctor.json), never the functions:
+    ("oss", "GetBucketInfo"): Permission("oss:GetBucketInfo", STATE_BUCKET_RESOURCE),
+    ("fc", "GetFunction"): Permission("fc:GetFunction", FUNCTIONS_RESOURCE),
+    # fc:ListTriggers is authorised on all resources only (the ListTriggers page's RAM table).
+    ("fc", "ListTriggers"): Permission("fc:ListTriggers", "*"),
+    # https://alibabacloud.com/help/en/actiontrail/developer-reference/api-actiontrail-2020-07-06-lookupevents
+    ("actiontrail", "LookupEvents"): Permission("actiontrail:LookupEvents", "*"),
+    ("eventbridge", "ListRules"): Permission("eventbridge:ListRules", DEFAULT_BUS_RULES),
+    ("eventbridge", "ListTargets"): Permission("eventbridge:ListTargets", DEFAULT_BUS_RULES),
 }
 
 #: Which service each adapter module calls (how the scan attributes an operation name to a service).
@@ -93,6 +107,13 @@ def needed_operations() -> set[tuple[str, str]]:
         for kind in check.kinds:
             needed |= check.read_operations(kind) | check.write_operations(kind)
     return needed
+
+
+def doctor_operations() -> set[tuple[str, str]]:
+    """What ``tlsguard doctor`` calls: its own reads plus a harmless call per needed action that has one."""
+    from tlsguard.doctor import OWN_OPERATIONS, probed_operations
+
+    return set(OWN_OPERATIONS) | probed_operations(needed_operations())
 
 
 def grants(operations: set[tuple[str, str]]) -> set[tuple[str, str]]:

@@ -128,7 +128,7 @@ def policy_source() -> str:
 
 def load_policy_for(connection: OssConnection) -> Policy:
     """The policy, cached on a warm instance: a packaged file by modification time, an OSS object for 60 s."""
-    from tlsguard.policy.loader import load_policy, parse_policy
+    from tlsguard.policy.loader import load_policy, parse_policy_bytes
 
     source = policy_source()
     now = time.monotonic()
@@ -145,7 +145,7 @@ def load_policy_for(connection: OssConnection) -> Policy:
             body = AliyunOss(connection).get_object(bucket, key)
             if body is None:
                 raise ConfigError(f"policy object {source} does not exist")
-            policy = parse_policy(body.decode("utf-8"), file=source)
+            policy = parse_policy_bytes(body, file=source)  # size and encoding checked, never a traceback
             _policy_cache[source] = (now, policy)
             return policy
         path = Path(source)
@@ -211,6 +211,9 @@ class FcInvoker:
         from alibabacloud_fc20230330.client import Client
         from alibabacloud_tea_openapi.models import Config
 
+        from tlsguard.log import route_sdk_loggers
+
+        route_sdk_loggers()  # Tea and alibabacloud-credentials attach stderr handlers when first imported
         endpoints = localcloud_endpoints()
         override = settings.env(settings.FC_ENDPOINT)
         protocol = "https"
@@ -236,13 +239,17 @@ class FcInvoker:
         from alibabacloud_fc20230330 import models
         from alibabacloud_tea_util.models import RuntimeOptions
 
-        from tlsguard.errors import CloudError, PermissionDenied
+        from tlsguard.adapters._transport import client_side_error
+        from tlsguard.errors import CloudError, InvalidRequest, PermissionDenied
 
         try:
             response = self.client.invoke_function_with_options(
                 function_name, models.InvokeFunctionRequest(body=io.BytesIO(payload)),
                 models.InvokeFunctionHeaders(x_fc_invocation_type="Async"), RuntimeOptions())
         except Exception as exc:
+            if client_side_error(exc):  # the SDK refused its own input (an endpoint or name it cannot use)
+                raise InvalidRequest(f"{type(exc).__name__}: {exc}", service="fc", operation="InvokeFunction",
+                                     code=type(exc).__name__, resource=function_name) from exc
             status = int(getattr(exc, "statusCode", 0) or 0)
             code = str(getattr(exc, "code", "") or type(exc).__name__)
             message = str(getattr(exc, "message", "") or exc)

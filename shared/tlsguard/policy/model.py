@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import Enum
+from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from tlsguard.certs.model import CertPolicy
@@ -11,6 +12,8 @@ from tlsguard.model import Mode, TargetKind, TargetRef
 
 if TYPE_CHECKING:
     import datetime as dt
+
+    from tlsguard.policy.matching import PolicyIndex
 
 
 #: OSS and CDN document that TLS and certificate changes take effect "within 30 minutes".
@@ -178,6 +181,19 @@ class VerifySettings:
         return self.propagation_seconds.get(kind, DEFAULT_PROPAGATION_SECONDS)
 
 
+@dataclass(frozen=True)
+class HeartbeatSettings:
+    """The event-path heartbeat (:mod:`tlsguard.heartbeat`): whether the sweep writes it, and how long a heartbeat
+    write may go without its ActionTrail event reaching on_change before "event path broken" is alerted."""
+
+    enabled: bool = True
+    max_lag_minutes: float = 15.0
+
+    @property
+    def max_lag_seconds(self) -> float:
+        return self.max_lag_minutes * 60.0
+
+
 #: The channel types tlsguard can deliver to.
 CHANNEL_TYPES = ("dingtalk", "wecom", "lark", "slack", "email", "webhook")
 
@@ -240,10 +256,19 @@ class Policy:
     cdn_https: CdnHttpsPolicy = field(default_factory=CdnHttpsPolicy)
     verify: VerifySettings = field(default_factory=VerifySettings)
     alerts: AlertSettings = field(default_factory=AlertSettings)
+    heartbeat: HeartbeatSettings = field(default_factory=HeartbeatSettings)
 
-    @property
+    @cached_property
     def needs_tags(self) -> bool:
+        """Whether any rule selects by tag (computed once: it is asked for every target)."""
         return any(rule.selector.needs_tags for rule in self.rules)
+
+    @cached_property
+    def index(self) -> PolicyIndex:
+        """The rules and waivers indexed by what they select, built on first use (see :mod:`.matching`)."""
+        from tlsguard.policy.matching import PolicyIndex
+
+        return PolicyIndex(self.rules, self.waivers)
 
 
 @dataclass(frozen=True)

@@ -137,6 +137,8 @@ class _Session:
         context.minimum_version = ssl.TLSVersion.TLSv1_3
         sock = self._connect(deadline)
         try:
+            # Since Python 3.5 a socket timeout bounds the whole handshake, not each read (the ssl module's
+            # do_handshake documentation), so a server dribbling bytes cannot stretch it past the deadline.
             sock.settimeout(max(deadline - time.monotonic(), 0.001))
             with context.wrap_socket(sock, server_hostname=self.target.server_name) as tls:
                 if sys.version_info >= (3, 13):

@@ -160,13 +160,15 @@ def test_put_cname_through_the_sdk_binds_what_the_edge_serves(tls: TlsHarness) -
     tls.cloud.seed({
         "certificates": [{"name": "origin-old", "kind": "expiring", "days": 5, "domains": [domain]},
                          {"name": "origin-new", "kind": "valid", "domains": [domain]}],
-        "buckets": [{"name": BUCKET}],
+        "buckets": [{"name": BUCKET, "verified_domains": [domain]}],  # its _dnsauth TXT record is in place
     })
     cas = tls.cloud.cas
     old = cas.find_by_name(tls.cloud.default_account_id, "origin-old")
     new = cas.find_by_name(tls.cloud.default_account_id, "origin-new")
     assert old is not None and new is not None
     client = _client(tls.cloud.endpoints["oss"])
+    client.create_cname_token(oss.CreateCnameTokenRequest(bucket=BUCKET, bucket_cname_configuration=(
+        oss.BucketCnameConfiguration(cname=oss.Cname(domain=domain)))))
 
     def bind(cert_id: str, previous: str | None = None) -> None:
         client.put_cname(oss.PutCnameRequest(bucket=BUCKET, bucket_cname_configuration=oss.BucketCnameConfiguration(

@@ -428,8 +428,10 @@ def test_a_large_run_lists_fifty_items_per_section_and_counts_the_rest(state: St
     clock = Clock(1_900_000_000.0)
     results = [_drifted(f"unit-many-{index:03d}") for index in range(MAX_ITEMS_PER_SECTION + 12)]
     message = _flush(_path(state, sink, clock), *results)
-    assert len(message["needs_attention"]) == MAX_ITEMS_PER_SECTION
-    assert message["counts"]["drifted"] == MAX_ITEMS_PER_SECTION + 12
+    assert len(message["needs_attention"]) == MAX_ITEMS_PER_SECTION + 12  # the run's digest holds them all...
+    [received] = sink.alerts  # ...and each channel lists fifty, counting the rest for the run's report
+    assert len(received["needs_attention"]) == MAX_ITEMS_PER_SECTION and received["omitted"] == 12
+    assert message["counts"]["drifted"] == received["counts"]["drifted"] == MAX_ITEMS_PER_SECTION + 12
     assert len(state.alerts.open_alerts()) == MAX_ITEMS_PER_SECTION + 12  # every one is recorded, and deduplicated
     assert _flush(_path(state, sink, clock), *results) == {}
     assert len(sink.alerts) == 1

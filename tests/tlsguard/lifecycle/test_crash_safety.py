@@ -102,6 +102,11 @@ def bucket(name: str) -> TargetRef:
     return TargetRef(TargetKind.OSS_BUCKET, name, REGION, ACCOUNT)
 
 
+def _resources(record: dict[str, Any]) -> list[str]:
+    """The resources an ActionTrail record names (``referencedResources``, in ActionTrail's documented shape)."""
+    return [name for names in (record.get("referencedResources") or {}).values() for name in names]
+
+
 def trail_writes(events: list[dict[str, Any]], *, key_id: str | None = None, resource: str | None = None,
                  names: tuple[str, ...] | None = None) -> list[dict[str, Any]]:
     """Successful ActionTrail write records (optionally by one access key, on one resource, of some names)."""
@@ -112,7 +117,7 @@ def trail_writes(events: list[dict[str, Any]], *, key_id: str | None = None, res
             continue
         if key_id is not None and data["userIdentity"].get("accessKeyId") != key_id:
             continue
-        if resource is not None and resource not in data["resourceName"].split(";"):
+        if resource is not None and resource not in _resources(data):
             continue
         if names is not None and data["eventName"] not in names:
             continue
@@ -688,7 +693,7 @@ def _unjournaled(writes: list[dict[str, Any]], journal: dict[tuple[str, str], li
     by_key: dict[tuple[str, str], list[float]] = defaultdict(list)
     for write in writes:
         stamp = dt.datetime.strptime(write["eventTime"], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=dt.timezone.utc)
-        by_key[(write["resourceName"], write["eventName"])].append(stamp.timestamp())
+        by_key[(";".join(_resources(write)), write["eventName"])].append(stamp.timestamp())
     missing = []
     for key, times in by_key.items():
         candidates = sorted(t for t, status in journal.get(key, []) if status in ("written", "not_verified", "open"))
@@ -906,7 +911,7 @@ def test_sigkill_during_on_change_then_fc_retry_finishes_the_work(served: Served
         alice.delete_policy(ref)
         envelope: dict[str, Any] = next(e for e in reversed(served.events())
                                         if e["data"]["eventName"] == "PutBucketHttpsConfig"
-                                        and e["data"]["resourceName"] == name)
+                                        and _resources(e["data"]) == [name])
         assert envelope["data"]["userIdentity"]["userName"] == "ops-alice"
         return envelope
 

@@ -3,7 +3,8 @@
 The alert path hands each run's one digest to the :class:`Dispatcher`; the policy's routes
 (``alerts.routes``) decide which items each channel gets; each channel renders its part in the policy's
 language within the service's own limits (rate, message size) and checks the service's answer: a refused message
-is a failed delivery. A failed delivery is reported, never raised (it never blocks a remediation).
+is a failed delivery. A failed delivery is reported, never raised (it never blocks a remediation); the alert path
+keeps what the channel did not take in its outbox (:mod:`tlsguard.alerts.outbox`).
 
 A channel implementation is one module here with ``build(spec, language) -> Channel``; :data:`BUILDERS` maps a
 channel type to it.
@@ -16,6 +17,7 @@ import importlib
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
+from tlsguard.alerts.path import MAX_ITEMS_PER_SECTION
 from tlsguard.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -72,17 +74,34 @@ def _matches(route: Route, item: dict[str, Any]) -> bool:
                                            for glob in match.targets))
 
 
-def routed(digest: dict[str, Any], routes: tuple[Route, ...], channel: str) -> dict[str, Any]:
-    """The part of ``digest`` that ``channel`` gets: every item some route sends there (all of it without routes).
+def _severity_rank(item: dict[str, Any]) -> int:
+    from tlsguard.model import Severity
+
+    try:
+        return Severity(str(item.get("severity") or "").upper()).rank
+    except ValueError:
+        return len(Severity)
+
+
+def routed(digest: dict[str, Any], routes: tuple[Route, ...], channel: str, *,
+           limit: int | None = MAX_ITEMS_PER_SECTION) -> dict[str, Any]:
+    """The part of ``digest`` that ``channel`` gets: every item some route sends there (all of them without routes),
+    at most ``limit`` per section listed (the worst first) and the rest counted in ``omitted``: the run's report lists
+    them. ``limit=None``: every routed item (what a failed channel should have carried).
 
     Counts and run-level notices always go to every channel.
     """
-    if not routes:
-        return digest
     mine = [route for route in routes if channel in route.channels]
     part = dict(digest)
+    omitted = int(digest.get("omitted") or 0)
     for section in ROUTED_SECTIONS:
-        part[section] = [item for item in digest.get(section) or [] if any(_matches(r, item) for r in mine)]
+        items = [item for item in digest.get(section) or [] if not routes or any(_matches(r, item) for r in mine)]
+        items.sort(key=_severity_rank)  # stable: the digest's own order within a severity (batches' parts merged)
+        if limit is not None and len(items) > limit:
+            omitted += len(items) - limit
+            items = items[:limit]
+        part[section] = items
+    part["omitted"] = omitted
     return part
 
 
@@ -113,6 +132,20 @@ class Dispatcher:
             result.items = sum(len(part.get(section) or []) for section in ROUTED_SECTIONS)
             results.append(result)
         return results
+
+    def deliver_to(self, name: str, digest: dict[str, Any]) -> ChannelResult | None:
+        """Deliver ``digest`` to the channel ``name`` as it is, without routing (its items were routed there when
+        it was first sent: the outbox's delayed digests); None when no such channel is configured any more."""
+        channel = next((c for c in self.channels if c.name == name), None)
+        if channel is None:
+            return None
+        part = routed(digest, (), name)
+        try:
+            result = channel.deliver(part)
+        except Exception as exc:  # as in dispatch: a channel bug is a failed delivery
+            result = ChannelResult(channel.name, channel.type, error=f"{type(exc).__name__}: {exc}")
+        result.items = sum(len(part.get(section) or []) for section in ROUTED_SECTIONS)
+        return result
 
     @classmethod
     def single(cls, notifier: NotifierPort, name: str = "webhook") -> Dispatcher:

@@ -1,0 +1,1 @@
+"""Hostile input never crashes or stalls tlsguard (issue 14)."""

@@ -406,7 +406,9 @@ class AliyunOss:
             raise
         return True
 
-    def get_object(self, bucket: str, key: str) -> bytes | None:
+    def get_object(self, bucket: str, key: str, max_bytes: int | None = None) -> bytes | None:
+        """GetObject; with ``max_bytes`` at most ``max_bytes + 1`` bytes are read, so an oversized object is
+        recognisable by its length without being held in memory."""
         import alibabacloud_oss_v2 as oss
 
         client = self.client(self.connection.region)
@@ -414,7 +416,16 @@ class AliyunOss:
         def fetch() -> bytes:
             result = client.get_object(oss.GetObjectRequest(bucket=bucket, key=key))
             with result.body as body:
-                return bytes(body.read())
+                if max_bytes is None:
+                    return bytes(body.read())
+                chunks: list[bytes] = []
+                size = 0
+                for chunk in body.iter_bytes(block_size=64 * 1024):
+                    chunks.append(chunk)
+                    size += len(chunk)
+                    if size > max_bytes:
+                        break
+                return b"".join(chunks)[: max_bytes + 1]
 
         try:
             return self._call("GetObject", f"{bucket}/{key}", fetch)

@@ -141,8 +141,9 @@ def load_policy_for(connection: OssConnection) -> Policy:
             if not bucket or not key:
                 raise ConfigError(f"{settings.POLICY}={source!r}: expected oss://<bucket>/<key>")
             from tlsguard.adapters.oss import AliyunOss
+            from tlsguard.policy.loader import MAX_POLICY_BYTES
 
-            body = AliyunOss(connection).get_object(bucket, key)
+            body = AliyunOss(connection).get_object(bucket, key, max_bytes=MAX_POLICY_BYTES)
             if body is None:
                 raise ConfigError(f"policy object {source} does not exist")
             policy = parse_policy_bytes(body, file=source)  # size and encoding checked, never a traceback

@@ -23,7 +23,6 @@
 from __future__ import annotations
 
 import hashlib
-import ipaddress
 import json
 import threading
 import time
@@ -38,6 +37,7 @@ from tlsguard.alerts.channels import ChannelResult
 from tlsguard.alerts.render import LANGUAGES, PERSON_SECTIONS, PRIORITY, DigestView, ItemView, render, text, view
 from tlsguard.errors import ConfigError, TlsguardError, Transient
 from tlsguard.log import REDACTED, get_logger, mask_secrets
+from tlsguard.netsafe import check_outbound_url, no_redirect_opener
 from tlsguard.retry import RetryPolicy
 
 if TYPE_CHECKING:
@@ -78,26 +78,15 @@ class Refused(TlsguardError):
 
 
 # -- URLs and HTTP ------------------------------------------------------------------------------------------
-def is_loopback(host: str) -> bool:
-    if host.lower() in ("localhost", "localhost."):
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
-
-
 def check_url(spec: ChannelSpec, url: str) -> str:
     """``url`` if it is ``https://`` (or ``http://`` to a loopback address); ConfigError naming the channel and
-    its variable, never the value (a robot URL carries its token)."""
-    parts = urllib.parse.urlsplit(url.strip())
-    where = f"alerts.channels.{spec.name}"
-    if parts.scheme == "https" and parts.hostname:
-        return url.strip()
-    if parts.scheme == "http" and parts.hostname and is_loopback(parts.hostname):
-        return url.strip()
-    raise ConfigError(f"channel {spec.name!r}: the URL in {spec.url_env} must be https:// (http:// only to a "
-                      "loopback address)", field=where)
+    its variable, never the value (a robot URL carries its token). The rules are :mod:`tlsguard.netsafe`'s."""
+    try:
+        check_outbound_url(url, spec.url_env or spec.name)
+    except ConfigError as exc:
+        raise ConfigError(f"channel {spec.name!r}: the URL in {spec.url_env} must be https:// (http:// only to a "
+                          f"loopback address): {exc.reason}", field=f"alerts.channels.{spec.name}") from None
+    return url.strip()
 
 
 @dataclass(frozen=True)
@@ -126,27 +115,21 @@ class Answer:
         return 0.0
 
 
-class _NoRedirect(urllib.request.HTTPRedirectHandler):
-    def redirect_request(self, req: urllib.request.Request, fp: Any, code: int, msg: str, headers: Any,
-                         newurl: str) -> None:
-        return None  # urllib then raises HTTPError with the 3xx: the answer, not the redirect target
+#: A service's answer is a short JSON status; more than this is not read (a hostile endpoint cannot fill memory).
+MAX_ANSWER_BYTES = 64 * 1024
 
 
 def post_json(url: str, body: bytes, *, timeout: float) -> Answer:
     """POST ``body`` (UTF-8 JSON); any HTTP status is an :class:`Answer`; no answer at all is :class:`Throttled`."""
-    host = urllib.parse.urlsplit(url).hostname or ""
-    handlers: list[urllib.request.BaseHandler] = [_NoRedirect()]
-    if is_loopback(host):
-        handlers.append(urllib.request.ProxyHandler({}))
-    opener = urllib.request.build_opener(*handlers)
+    opener = no_redirect_opener(url)
     request = urllib.request.Request(url, data=body, method="POST", headers={
         "Content-Type": "application/json; charset=utf-8", "User-Agent": "tlsguard-alerts/1"})
     try:
         with opener.open(request, timeout=timeout) as response:
-            return Answer(int(response.status), dict(response.headers.items()), response.read())
+            return Answer(int(response.status), dict(response.headers.items()), response.read(MAX_ANSWER_BYTES))
     except urllib.error.HTTPError as exc:
         try:
-            payload = exc.read()
+            payload = exc.read(MAX_ANSWER_BYTES)
         except OSError:
             payload = b""
         return Answer(int(exc.code), dict(exc.headers.items()) if exc.headers else {}, payload)

@@ -24,6 +24,7 @@ QUICK = {
     "bench_functions.py": ["--events", "6", "--latency-ms", "30", "--overhead-runs", "3", "--buckets", "3",
                            "--import-repeats", "1"],
     "bench_verify.py": ["--buckets", "3", "--domains", "2", "--cdn", "2"],
+    "bench_hostile_tls.py": ["--cases", "looped-chain"],
 }
 
 

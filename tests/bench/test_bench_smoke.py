@@ -1,5 +1,6 @@
 """Every benchmark behind a README figure of issue 13's item 11 (sweep, call costs, function set, live verification)
-runs end to end on a tiny fleet and prints every figure its README row promises.
+runs end to end on a tiny fleet and prints every figure its README row promises; the hostile-TLS benchmark of
+issue 14 on one case.
 
 Not timing tests: the figures are only read for presence and consistency (calls counted by localcloud, every
 target with an outcome, ratios derived from the printed bounds, connections counted twice and equal, round trips
@@ -118,3 +119,14 @@ def test_bench_verify_counts_connections_per_verification_twice_and_within_the_g
     assert kinds["oss-cname"]["connections_per_verification"] == 1
     assert kinds["cdn-domain"]["http_connections_relayed"] == kinds["cdn-domain"]["verifications"]  # the redirect
     assert "NOT MET" not in stdout
+
+
+def test_bench_hostile_tls_measures_a_case_in_its_own_child() -> None:  # about a second: not marked slow
+    stdout, result = run_bench("bench/bench_hostile_tls.py", "--cases", "looped-chain", timeout=60)
+    assert result["bench"] == "hostile_tls" and list(result["cases"]) == ["looped-chain"]
+    case = result["cases"]["looped-chain"]
+    assert case["outcome"] == "cert.chain untrusted (3 read)" and "chain contains a loop" in case["detail"]
+    assert case["tlsguard"].startswith(result["tree"]) and not case["killed"]
+    assert 0 < case["seconds"] < result["guard_seconds"]
+    assert 0 < case["baseline_mb"] <= case["peak_rss_mb"] < 1000 and 0 < case["tracemalloc_mb"] < 16
+    assert "looped-chain" in stdout and "tracemalloc MB" in stdout and "WARNING" not in stdout

@@ -5,7 +5,8 @@
 ``journal list`` / ``journal show``, ``undo JOURNAL_ID``, ``certs`` (the certificate view of the same run), and the
 lazily loaded ``probe``. Every command takes ``--localcloud ENDPOINTS_FILE`` (or TLSGUARD_LOCALCLOUD) to target
 localcloud; without it, real endpoints and the standard Alibaba Cloud credential sources are used.
-Exit codes: 0 compliant, pending or remediated; 2 drift left; 1 error. No command prints a traceback.
+Exit codes: 0 compliant, pending or remediated; 2 drift left, or the run's alert digest reached no channel (it
+waits in the outbox); 1 error. No command prints a traceback.
 """
 
 from __future__ import annotations

@@ -2,8 +2,9 @@
 ``schemas/report.schema.json``, version 2) and one human summary; exit codes.
 
 Exit codes: 0 every target compliant, pending or remediated; 2 drift left (plan, dry-run, alert mode, refused,
-contested, a write not effective on the endpoint, an undo that could restore only part); 1 an error (a target
-failed, or the run itself could not complete).
+contested, a write not effective on the endpoint, an undo that could restore only part), or the run's digest
+reached no channel (it waits in the outbox: a person has not heard of this run); 1 an error (a target failed, or
+the run itself could not complete).
 """
 
 from __future__ import annotations
@@ -87,6 +88,8 @@ class RunReport:
         if any(self.counts[o.value] for o in _DRIFT) or self.live[LiveVerification.NOT_EFFECTIVE.value] or \
                 self.partial:
             return EXIT_DRIFT
+        if self.alerts and self.alerts.get("error") and not self.alerts.get("sent"):
+            return EXIT_DRIFT  # the digest reached no channel: nobody heard of this run
         return EXIT_OK
 
     def to_dict(self) -> dict[str, Any]:
@@ -145,6 +148,14 @@ class RunReport:
             lines.append(f"live {verification['id']}: {verification['live_verification']}: {verification['detail']}")
         if self.alerts and self.alerts.get("error"):
             lines.append(f"! alert digest not delivered: {self.alerts['error']}")
+        outbox = (self.alerts or {}).get("outbox") or {}
+        if outbox.get("saved"):
+            lines.append(f"! saved in the alert outbox for {', '.join(outbox['saved'])}: the next run delivers it")
+        for redelivered in outbox.get("redelivered") or []:
+            fate = "delivered" if redelivered["sent"] else f"still not delivered ({redelivered['error']})"
+            lines.append(f"alert outbox: {redelivered['entries']} delayed digests for {redelivered['name']}: {fate}")
+        if outbox.get("dropped"):
+            lines.append(f"! alert outbox: {outbox['dropped']} undelivered digests dropped as too old")
         for error in self.errors:
             lines.append(f"ERROR: {error}")
         if self.event_path is not None:

@@ -176,7 +176,10 @@ def context(wiring: Wiring, *, apply: bool, mode: Mode | None = None, parallel_r
 
 
 def alert_path(wiring: Wiring, clock: Callable[[], float] = time.time) -> AlertPath:
+    from tlsguard.alerts.outbox import Outbox
     from tlsguard.alerts.path import AlertPath
 
+    outbox = (Outbox(wiring.state.bucket, max_age_seconds=wiring.policy.alerts.outbox_hours * 3600)
+              if wiring.state is not None else None)
     return AlertPath(wiring.state.alerts if wiring.state is not None else None, wiring.notifier,
-                     wiring.policy.alerts, clock, wiring.policy.verify.attempts_before_alert)
+                     wiring.policy.alerts, clock, wiring.policy.verify.attempts_before_alert, outbox)

@@ -222,3 +222,16 @@ def test_a_timestamp_of_any_text_is_simply_invalid(timestamp: str) -> None:
 def test_a_good_signature_still_verifies() -> None:
     stamp = str(int(time.time()))
     assert verify("secret", stamp, b"{}", sign("secret", stamp, b"{}"))
+
+
+@pytest.mark.parametrize("window", ["five minutes", "nan", "0", "-1", "1e9"])
+def test_a_misconfigured_replay_window_is_a_503_naming_nothing_secret(window: str,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TLSGUARD_INBOUND_SECRET", "inbound-secret-value")
+    monkeypatch.setenv("TLSGUARD_REPLAY_WINDOW_SECONDS", window)
+    stamp = str(int(time.time()))
+    request = ev.HttpRequest("POST", b"{}", {"x-tlsguard-timestamp": stamp,
+                                             "x-tlsguard-signature": sign("inbound-secret-value", stamp, b"{}")})
+    answer = service.webhook_http(None, request)
+    assert answer["statusCode"] == 503
+    assert "inbound-secret-value" not in answer["body"]

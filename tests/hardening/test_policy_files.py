@@ -131,6 +131,7 @@ NUMBER_FIELDS: tuple[tuple[Any, ...], ...] = (
     ("certificates", "discovery_hours"), ("certificates", "alert_steps", 0),
     ("certificates", "backup_certificates", "www.example.com"), ("certificates", "cdn_https", "hsts", "max_age"),
     ("alerts", "reminder_hours", 0), ("alerts", "webhook", "timeout_seconds"), ("alerts", "webhook", "attempts"),
+    ("alerts", "outbox_hours"),
 )
 #: Numbers no numeric field accepts: non-finite, negative, beyond every maximum, too long to convert.
 HOSTILE_NUMBERS = ("1.0e+400", ".inf", "-.inf", ".nan", ".NaN", "-1", "1" + "0" * 30, "9" * 5000, "-" + "9" * 60,

@@ -3,6 +3,8 @@
 ``alerts/outbox/<channel>/<epoch>-<origin>-<nonce>.json``  the part of one digest routed to a channel that refused it
                                                           or could not be reached (after the channel's own retries);
                                                           created with forbid-overwrite, deleted once delivered.
+``alerts/outbox-claims/<channel>/<entry>.<window>.json``   a run delivering the entry now (windows of
+                                                          :data:`CLAIM_SECONDS`; deleted when it is done or failed).
 ``alerts/retry/<key>.json``                               an invocation whose work is done but whose digest nobody
                                                           heard: its FC retry only re-delivers the outbox.
 ``reports/<run>.json``                                    the report of such a run (its result never reaches FC).
@@ -10,8 +12,9 @@
 Every later flush, by any entry point, first re-delivers each channel's entries (oldest first, at most
 :data:`MAX_ENTRIES_PER_FLUSH`, merged into one "delayed" digest); entries older than ``alerts.outbox_hours`` are
 dropped with a notice, and only then is their alert state withdrawn, so the next judgment alerts the problems that
-are still open. Each entry is taken under a short lease (:class:`~tlsguard.state.leases.EventLeases`), so two runs
-draining at once never deliver it twice.
+are still open. Each entry is taken under a short claim, so two runs draining at once never deliver it twice; a
+claim is a create-if-absent object per time window (OSS has no conditional overwrite), so however often a channel
+stays down, taking an entry costs the same few requests.
 """
 
 from __future__ import annotations
@@ -26,10 +29,8 @@ from typing import TYPE_CHECKING, Any
 
 from tlsguard.model import utc_now_iso
 from tlsguard.state.alert_state import safe_part
-from tlsguard.state.leases import EventLeases, LeaseState
 
 if TYPE_CHECKING:
-    from tlsguard.state.leases import Lease
     from tlsguard.state.store import StateBucket
 
 #: Default age after which an undelivered entry is dropped (policy ``alerts.outbox_hours``).
@@ -40,7 +41,8 @@ MAX_ENTRIES_PER_FLUSH = 20
 MAX_DROPS_PER_FLUSH = 100
 #: Outbox keys one flush lists (oldest first); more wait for later flushes.
 MAX_LISTED = 2000
-#: How long a run holds an entry it is delivering: longer than one channel's retries, far shorter than a timeout.
+#: How long a run holds an entry it is delivering (and the claims' window): longer than one channel's retries,
+#: far shorter than a function's timeout.
 CLAIM_SECONDS = 120.0
 #: Entries merged into one delayed digest list at most this many earlier runs by name.
 MAX_RUNS_NAMED = 5
@@ -49,20 +51,21 @@ MAX_REPORT_BYTES = 1024 * 1024
 _ENTRY = re.compile(r"^(?P<epoch>\d{1,12})-(?P<origin>[0-9a-f]{12})-[0-9a-f]{8}\.json$")
 
 
-def origin_tag(origin: str) -> str:
-    """The part of an entry's name that says which run filed it."""
-    return hashlib.sha256(origin.encode()).hexdigest()[:12]
+def origin_tag(origin: str, *, unheard: bool = False) -> str:
+    """The part of an entry's name that says which run filed it, and whether no channel took that run's digest
+    (what the failed path waits for: :func:`tlsguard.functions.failed_path.raise_if_unheard`)."""
+    return hashlib.sha256((f"unheard:{origin}" if unheard else origin).encode()).hexdigest()[:12]
 
 
 @dataclass
 class Entry:
-    """One saved part of a digest, taken (leased) by this run."""
+    """One saved part of a digest, taken (claimed) by this run."""
 
     key: str
     channel: str
     epoch: float
     document: dict[str, Any]
-    lease: Lease | None = None
+    claim: str = ""  # the claim object this run created for it
 
     @property
     def withdraw(self) -> list[tuple[str, str, str]]:
@@ -93,20 +96,34 @@ class Outbox:
     def __init__(self, bucket: StateBucket, *, max_age_seconds: float = DEFAULT_OUTBOX_HOURS * 3600) -> None:
         self.bucket = bucket
         self.max_age_seconds = max_age_seconds
-        self.leases = EventLeases(bucket, CLAIM_SECONDS)
 
     def _base(self) -> str:
         return self.bucket.key("alerts", "outbox") + "/"
 
+    def _claim_key(self, entry_key: str, window: int) -> str:
+        channel, _, name = entry_key[len(self._base()):].partition("/")
+        return self.bucket.key("alerts", "outbox-claims", channel, f"{name}.{window}.json")
+
+    def _claim(self, entry_key: str, now: float) -> str:
+        """Claim an entry for this run: the claim's key, or "" when another run holds it (a claim made in this
+        window, or one from the previous window that is still younger than :data:`CLAIM_SECONDS`)."""
+        window = int(now // CLAIM_SECONDS)
+        previous = self.bucket.read_json(self._claim_key(entry_key, window - 1))
+        if previous is not None and now - float(previous.get("claimed_at") or 0.0) < CLAIM_SECONDS:
+            return ""
+        key = self._claim_key(entry_key, window)
+        return key if self.bucket.create_json(key, {"claimed_at": now}) else ""
+
     # -- filing -------------------------------------------------------------------------------------------------
     def save(self, channel: str, channel_type: str, part: dict[str, Any], *, error: str, origin: str, now: float,
-             withdraw: list[tuple[str, str, str]]) -> str | None:
-        """File the part of a digest ``channel`` did not take; its key, or None when it could not be created."""
-        name = f"{int(now):011d}-{origin_tag(origin)}-{secrets.token_hex(4)}.json"
+             withdraw: list[tuple[str, str, str]], unheard: bool = False) -> str | None:
+        """File the part of a digest ``channel`` did not take (``unheard``: no channel took it); its key, or None
+        when it could not be created."""
+        name = f"{int(now):011d}-{origin_tag(origin, unheard=unheard)}-{secrets.token_hex(4)}.json"
         key = self._base() + f"{safe_part(channel)}/{name}"
         document = {"channel": channel, "type": channel_type, "epoch": now, "time": utc_now_iso(now),
-                    "origin": origin, "run": part.get("run") or {}, "run_time": part.get("time"), "error": error,
-                    "digest": part, "withdraw": [list(item) for item in withdraw]}
+                    "origin": origin, "unheard": unheard, "run": part.get("run") or {}, "run_time": part.get("time"),
+                    "error": error, "digest": part, "withdraw": [list(item) for item in withdraw]}
         return key if self.bucket.create_json(key, document) else None
 
     # -- draining -----------------------------------------------------------------------------------------------
@@ -123,7 +140,7 @@ class Outbox:
         return found
 
     def take(self, channel: str, keys: list[str], now: float, *, drops_left: int = MAX_DROPS_PER_FLUSH) -> Taken:
-        """Lease the channel's oldest entries: those past the age bound to drop, the rest (bounded) to re-deliver.
+        """Claim the channel's oldest entries: those past the age bound to drop, the rest (bounded) to re-deliver.
         An entry another run holds, or one already gone, is skipped."""
         taken = Taken(channel)
         for key in keys:
@@ -133,34 +150,30 @@ class Outbox:
                 continue
             if not expired and len(taken.entries) >= MAX_ENTRIES_PER_FLUSH:
                 break
-            decision = self.leases.acquire(f"outbox:{key}", now=now)
-            if decision.state is not LeaseState.ACQUIRED:
+            claim = self._claim(key, now)
+            if not claim:
                 continue
             document = self.bucket.read_json(key)
             if document is None:  # delivered or dropped by another run meanwhile
-                self.leases.complete(decision.lease)  # type: ignore[arg-type]  # acquired
+                self.bucket.delete(claim)
                 continue
-            entry = Entry(key, channel, epoch, document if "damaged" not in document else {}, decision.lease)
+            entry = Entry(key, channel, epoch, document if "damaged" not in document else {}, claim)
             (taken.expired if expired else taken.entries).append(entry)
         return taken
 
     def done(self, entries: list[Entry]) -> None:
-        """Delivered (or dropped): delete the entries; their leases stay complete, so a late run skips them."""
+        """Delivered (or dropped): delete the entries, then their claims (a claim left by a run that died too)."""
         for entry in entries:
             self.bucket.delete(entry.key)
-            if entry.lease is not None:
-                self.leases.complete(entry.lease)
+            stale = self._claim_key(entry.key, 0).rsplit(".", 2)[0] + "."
+            for claim in itertools.islice(self.bucket.keys(stale), 10):
+                self.bucket.delete(claim)
 
     def release(self, entries: list[Entry]) -> None:
         """Not delivered: give the entries back at once (the next flush, or this invocation's retry, tries again)."""
         for entry in entries:
-            if entry.lease is not None:
-                self.leases.release(entry.lease)
-
-    def waiting(self, origin: str) -> list[str]:
-        """Keys of the entries a run (``origin``) filed that are still waiting, in any channel."""
-        tag = origin_tag(origin)
-        return [key for keys in self.listing().values() for key in keys if f"-{tag}-" in key.rsplit("/", 1)[-1]]
+            if entry.claim:
+                self.bucket.delete(entry.claim)
 
     # -- the failed path: a retry of an invocation whose work is done ---------------------------------------------
     def _retry_key(self, key: str) -> str:
@@ -220,6 +233,6 @@ def delayed_digest(channel: str, entries: list[Entry], now: float) -> dict[str, 
         "notices": [notice, *(n for d in digests for n in d.get("notices") or [])],
         "omitted": sum(int(d.get("omitted") or 0) for d in digests),
         "delayed": [{"run": r, "time": e.document.get("run_time"), "error": e.document.get("error")}
-                    for r, e in zip(runs, entries)],
+                    for r, e in zip(runs, entries, strict=True)],
     }
     return merged

@@ -5,7 +5,8 @@ follow the ladder (certificate expiry: the policy's day steps; everything else: 
 opened); when a run that judged the check no longer finds it, a "resolved" line closes it. A run (a sweep, a
 batch, an invocation's events, a CLI apply) sends one digest: counts by outcome, what needs a person, what was
 remediated (with the journal id and the undo command), what resolved. Nothing else in tlsguard composes a message;
-a failed delivery is reported in the run's result and never blocks a remediation.
+a failed delivery is reported in the run's result and never blocks a remediation: what a channel did not take waits
+in the outbox (:mod:`tlsguard.alerts.outbox`), which every later flush re-delivers first.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
     from tlsguard.alerts.channels import ChannelResult, Dispatcher
+    from tlsguard.alerts.outbox import Entry, Outbox, Taken
     from tlsguard.model import TargetRef, TargetResult
     from tlsguard.policy.model import AlertSettings
     from tlsguard.ports import NotifierPort
@@ -74,13 +76,27 @@ class Delivery:
     error: str = ""
     message: dict[str, Any] | None = None
     channels: list[ChannelResult] = field(default_factory=list)
+    #: What the outbox did, when it did anything: channels this digest was saved for, delayed digests re-delivered
+    #: first, entries dropped as too old.
+    outbox: dict[str, Any] | None = None
+
+    @property
+    def unheard(self) -> bool:
+        """The digest was meant for some channel and no channel took it: nobody heard this run."""
+        return not self.sent and any(not c.sent for c in self.channels)
+
+    @property
+    def saved(self) -> list[str]:
+        """The channels whose part of this digest waits in the outbox."""
+        return list((self.outbox or {}).get("saved") or [])
 
     def to_dict(self) -> dict[str, Any]:
         return {"sent": self.sent, "error": self.error or None,
                 "new": len((self.message or {}).get("needs_attention") or []),
                 "resolved": len((self.message or {}).get("resolved") or []),
                 "remediated": len((self.message or {}).get("remediated") or []),
-                "channels": [c.to_dict() for c in self.channels]}
+                "channels": [c.to_dict() for c in self.channels],
+                **({"outbox": self.outbox} if self.outbox is not None else {})}
 
 
 def problems_of(result: TargetResult) -> list[Problem]:
@@ -135,6 +151,9 @@ class AlertPath:
     settings: AlertSettings
     clock: Callable[[], float]
     attempts_before_alert: int = 3
+    #: Where a channel's undelivered part waits (the state bucket's ``alerts/outbox/``); None: the old behaviour,
+    #: the problems a failed channel should have carried are withdrawn from alert state instead.
+    outbox: Outbox | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _problems: dict[tuple[str, str, str], Problem] = field(default_factory=dict)
     #: target key -> the checks judged in this run (the result's own tuple: a 10,000-target sweep keeps no copies)
@@ -144,6 +163,10 @@ class AlertPath:
     _remediated: list[dict[str, Any]] = field(default_factory=list)
     _notices: list[dict[str, Any]] = field(default_factory=list)
     _verified: list[dict[str, Any]] = field(default_factory=list)
+    #: What re-delivering the outbox did this run (it is drained once per run, before the run's own digest).
+    _drained: dict[str, Any] | None = None
+    _down: dict[str, str] = field(default_factory=dict)  # channel -> why its outbox could not be delivered now
+    _waiting: list[str] = field(default_factory=list)  # outbox keys still waiting after this run (as far as it saw)
 
     def observe(self, result: TargetResult) -> None:
         problems = problems_of(result)
@@ -199,8 +222,11 @@ class AlertPath:
         """Decide against alert state what is new, due for a reminder or resolved; send one digest if any.
 
         ``hold``: do not send; return the digest (even an empty one) for a fanned-out run to combine
-        (:mod:`tlsguard.alerts.digests`).
+        (:mod:`tlsguard.alerts.digests`). Otherwise the outbox is re-delivered first (its notices join this digest).
         """
+        if not hold:
+            for notice in self._drain():
+                self.notice(**notice)
         now = self.clock()
         new, reminders, resolved = self._decide(now)
         counts = dict(sorted(self._counts.items()))
@@ -220,49 +246,194 @@ class AlertPath:
         if hold:
             return Delivery(message=message)
         if not (new or reminders or resolved or self._remediated or self._notices or self._verified):
-            return Delivery()
+            return Delivery(outbox=self._outbox_summary([]))
         return self.send(message)
 
+    def drain(self, *, command: str, correlation_id: str = "") -> Delivery:
+        """Only re-deliver the outbox (a run with no digest of its own: a fanned-out sweep whose batches said
+        nothing, the retry of an invocation whose work is done); the notices of dropped entries are sent."""
+        notices = self._drain()
+        if not notices:
+            return Delivery(outbox=self._outbox_summary([]))
+        now = self.clock()
+        return self.send({"version": 2, "kind": "digest", "time": utc_now_iso(now),
+                          "run": {"command": command, "correlation_id": correlation_id or None, "mode": None},
+                          "counts": {}, "needs_attention": [], "resolved": [], "remediated": [], "verifications": [],
+                          "notices": notices, "omitted": 0})
+
     def send(self, message: dict[str, Any]) -> Delivery:
-        """Deliver one digest to every channel its items are routed to; failures are returned (and logged), never
-        raised. The problems a failed channel should have carried are withdrawn from alert state, so the next run
-        alerts them again instead of staying silent."""
+        """Deliver one digest to every channel its items are routed to (after re-delivering the outbox); failures
+        are returned (and logged), never raised. A failed channel's part waits in the outbox; without one, the
+        problems it should have carried are withdrawn from alert state, so the next run alerts them again."""
         message = scrub(message)
         if self.notifier is None:
             return Delivery(message=message)
-        from tlsguard.alerts.channels import Dispatcher, routed
+        from tlsguard.alerts.channels import ROUTED_SECTIONS, ChannelResult, has_items, routed
 
-        dispatcher = self.notifier if isinstance(self.notifier, Dispatcher) else Dispatcher.single(self.notifier)
-        results = dispatcher.dispatch(message)
+        notices = self._drain()
+        if notices:
+            message = {**message, "notices": [*notices, *(message.get("notices") or [])]}
+        dispatcher = self._dispatcher()
+        down = {c.name: c for c in dispatcher.channels if c.name in self._down}
+        results = dispatcher.dispatch(message, only=[c.name for c in dispatcher.channels if c.name not in down])
+        for name, channel in down.items():  # its outbox just failed: straight to the outbox, no second wait
+            part = routed(message, dispatcher.routes, name)
+            if has_items(part):
+                results.append(ChannelResult(name, channel.type, error=f"not attempted: {self._down[name]}",
+                                             items=sum(len(part.get(s) or []) for s in ROUTED_SECTIONS)))
         failed = [r for r in results if not r.sent]
+        delivered = [r.name for r in results if r.sent]
+        saved: list[str] = []
         for result in failed:
             log.warning("digest not delivered", extra={"channel": result.name, "type": result.type,
                                                        "error": result.error})
-            self._withdraw(routed(message, dispatcher.routes, result.name, limit=None))
+            if self._save(result, message, dispatcher, unheard=not delivered):
+                saved.append(result.name)
+            else:
+                self._withdraw_items(routed(message, dispatcher.routes, result.name, limit=None))
         error = mask_secrets("; ".join(f"{r.name}: {r.error}" for r in failed))
-        delivered = [r.name for r in results if r.sent]
         if failed and delivered:  # the channels that work hear that one did not
-            notice = {**message, **{section: [] for section in ("needs_attention", "resolved", "remediated",
-                                                                  "verifications")},
+            later = "; it waits in the outbox and the next run delivers it"
+            notice = {**message, **{section: [] for section in ROUTED_SECTIONS},
                       "notices": [{"kind": "delivery_failed", "channel": r.name, "type": r.type,
                                    "message": mask_secrets(f"the digest could not be delivered to {r.name} "
-                                                           f"({r.type}): {r.error}")}
+                                                           f"({r.type}): {r.error}"
+                                                           f"{later if r.name in saved else ''}")}
                                   for r in failed]}
             results.extend(dispatcher.dispatch(notice, only=delivered))
-        return Delivery(sent=bool(delivered), error=error, message=message, channels=results)
+        return Delivery(sent=bool(delivered), error=error, message=message, channels=results,
+                        outbox=self._outbox_summary(saved))
 
-    def _withdraw(self, message: dict[str, Any]) -> None:
+    def _dispatcher(self) -> Dispatcher:
+        from tlsguard.alerts.channels import Dispatcher
+
+        assert self.notifier is not None
+        return self.notifier if isinstance(self.notifier, Dispatcher) else Dispatcher.single(self.notifier)
+
+    # -- the outbox ------------------------------------------------------------------------------------------
+    def waiting(self, origin: str) -> list[str]:
+        """The outbox entries of the run ``origin`` whose digest no channel took, still waiting after this run's
+        flush (what it listed before re-delivering, less what it delivered or dropped, plus what it saved)."""
+        from tlsguard.alerts.outbox import origin_tag
+
+        tag = f"-{origin_tag(origin, unheard=True)}-"
+        return [key for key in self._waiting if tag in key.rsplit("/", 1)[-1]]
+
+    def _save(self, result: ChannelResult, message: dict[str, Any], dispatcher: Dispatcher, *,
+              unheard: bool = False) -> bool:
+        """File the failed channel's part of ``message`` in the outbox; False when there is none or it failed."""
+        if self.outbox is None:
+            return False
+        from tlsguard.alerts.channels import routed
+        from tlsguard.errors import TlsguardError
+
+        run = message.get("run") or {}
+        origin = str(run.get("correlation_id") or run.get("command") or "run")
+        try:
+            key = self.outbox.save(result.name, result.type, routed(message, dispatcher.routes, result.name),
+                                   error=result.error, origin=origin, now=self.clock(), unheard=unheard,
+                                   withdraw=_withdraw_keys(routed(message, dispatcher.routes, result.name,
+                                                                  limit=None)))
+        except TlsguardError as exc:
+            log.warning("digest not saved in the outbox", extra={"channel": result.name, "error": str(exc)})
+            return False
+        log.info("digest saved in the outbox", extra={"channel": result.name, "key": key})
+        if key is not None:
+            self._waiting.append(key)
+        return key is not None
+
+    def _drain(self) -> list[dict[str, Any]]:
+        """Once per run: re-deliver each channel's outbox (oldest first, merged into one delayed digest), drop
+        entries past the age bound and withdraw their alert state; returns the notices of what was dropped."""
+        if self._drained is not None or self.outbox is None or self.notifier is None:
+            return []
+        from tlsguard.alerts.outbox import MAX_DROPS_PER_FLUSH, delayed_digest
+        from tlsguard.errors import TlsguardError
+
+        self._drained = {"redelivered": [], "dropped": 0}
+        dispatcher = self._dispatcher()
+        now = self.clock()
+        notices: list[dict[str, Any]] = []
+        try:
+            listing = self.outbox.listing()
+        except TlsguardError as exc:
+            log.warning("alert outbox not read", extra={"error": str(exc)})
+            return []
+        self._waiting = [key for keys in listing.values() for key in keys]
+        configured = {c.name for c in dispatcher.channels}
+        drops_left = MAX_DROPS_PER_FLUSH
+        for channel, keys in listing.items():
+            try:
+                taken = self.outbox.take(channel, keys, now, drops_left=drops_left)
+                if taken.expired:
+                    drops_left -= len(taken.expired)
+                    notices.append(self._drop(taken))
+                if taken.entries and channel not in configured:
+                    self.outbox.release(taken.entries)  # a channel gone from the policy: its entries age out
+                    continue
+                if not taken.entries:
+                    continue
+                result = dispatcher.deliver_to(channel, delayed_digest(channel, taken.entries, now))
+                assert result is not None  # configured
+                self._drained["redelivered"].append({"name": channel, "entries": len(taken.entries),
+                                                     "sent": result.sent, "error": result.error or None})
+                if result.sent:
+                    self.outbox.done(taken.entries)
+                    self._forget(taken.entries)
+                    log.info("outbox delivered", extra={"channel": channel, "entries": len(taken.entries)})
+                else:
+                    self.outbox.release(taken.entries)
+                    self._down[channel] = f"its outbox could not be delivered either: {result.error}"
+                    log.warning("outbox not delivered", extra={"channel": channel, "entries": len(taken.entries),
+                                                               "error": result.error})
+            except TlsguardError as exc:
+                log.warning("alert outbox not drained", extra={"channel": channel, "error": str(exc)})
+        return notices
+
+    def _drop(self, taken: Taken) -> dict[str, Any]:
+        """Entries too old to deliver: delete them, then withdraw their alert state (the next judgment of a problem
+        that is still open alerts it again), and say so in this run's digest."""
+        assert self.outbox is not None and self._drained is not None
+        hours = self.outbox.max_age_seconds / 3600
+        self.outbox.done(taken.expired)
+        self._forget(taken.expired)
+        items = 0
+        for entry in taken.expired:
+            withdraw = entry.withdraw
+            items += len(withdraw)
+            self._withdraw(withdraw)
+        runs = list(dict.fromkeys(entry.origin for entry in taken.expired if entry.origin))
+        self._drained["dropped"] += len(taken.expired)
+        message = (f"{len(taken.expired)} undelivered alert digest{'s' if len(taken.expired) != 1 else ''} for "
+                   f"{taken.channel} dropped after {hours:g} h ({items} problems will be alerted again when next "
+                   f"judged); see the reports of runs {', '.join(runs[:5]) or 'unknown'}")
+        log.warning("outbox entries dropped", extra={"channel": taken.channel, "entries": len(taken.expired),
+                                                     "runs": runs[:5], "hours": hours})
+        return {"kind": "outbox_dropped", "message": mask_secrets(message), "channel": taken.channel,
+                "entries": len(taken.expired), "runs": runs[:5]}
+
+    def _forget(self, entries: list[Entry]) -> None:
+        gone = {entry.key for entry in entries}
+        self._waiting = [key for key in self._waiting if key not in gone]
+
+    def _outbox_summary(self, saved: list[str]) -> dict[str, Any] | None:
+        drained = self._drained or {"redelivered": [], "dropped": 0}
+        if self.outbox is None or not (saved or drained["redelivered"] or drained["dropped"]):
+            return None
+        return {"saved": saved, "redelivered": list(drained["redelivered"]), "dropped": int(drained["dropped"])}
+
+    def _withdraw_items(self, message: dict[str, Any]) -> None:
+        self._withdraw(_withdraw_keys(message))
+
+    def _withdraw(self, keys: list[tuple[str, str, str]]) -> None:
         if self.store is None:
             return
         from tlsguard.errors import TlsguardError
-        from tlsguard.model import TargetRef
 
-        for item in message.get("needs_attention") or []:
-            if item.get("reminder"):
-                continue
+        for target_key, check, state in keys:
             try:
-                self.store.withdraw(TargetRef.from_dict(item["target"]).key, str(item["check"]), str(item["state"]))
-            except (TlsguardError, KeyError, ValueError) as exc:
+                self.store.withdraw(target_key, check, state)
+            except TlsguardError as exc:
                 log.warning("alert not withdrawn", extra={"error": str(exc)})
 
     def _decide(self, now: float) -> tuple[list[Problem], list[Problem], list[dict[str, Any]]]:
@@ -335,6 +506,21 @@ class AlertPath:
                 return False
         sent = self.store.remind(alert, problem.ladder, now)
         return sent and not mark_only
+
+
+def _withdraw_keys(message: dict[str, Any]) -> list[tuple[str, str, str]]:
+    """The alert-state keys of the new problems in a digest (reminders were alerted before: nothing to withdraw)."""
+    from tlsguard.model import TargetRef
+
+    keys = []
+    for item in message.get("needs_attention") or []:
+        if item.get("reminder"):
+            continue
+        try:
+            keys.append((TargetRef.from_dict(item["target"]).key, str(item["check"]), str(item["state"])))
+        except (KeyError, ValueError, TypeError):
+            continue
+    return keys[:MAX_DIGEST_ITEMS]
 
 
 def _safe(state: str) -> str:

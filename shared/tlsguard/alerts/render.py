@@ -41,6 +41,8 @@ STRINGS: dict[str, dict[str, str]] = {
         "state.failed": "failed", "state.expired": "expired", "state.not_yet_valid": "not yet valid",
         "state.renewal_due": "renewal due", "state.expiring": "expiring soon",
         "state.not_effective": "configured but not effective", "state.cannot_verify": "cannot be verified",
+        "notice.delayed": "Delayed alerts delivered now", "notice.delivery_failed": "An alert channel failed",
+        "notice.outbox_dropped": "Undelivered alerts dropped", "notice.function-failed": "A function failed",
     },
     "zh-CN": {
         "title": "tlsguard：{summary}",
@@ -58,6 +60,8 @@ STRINGS: dict[str, dict[str, str]] = {
         "state.failed": "失败", "state.expired": "已过期", "state.not_yet_valid": "尚未生效",
         "state.renewal_due": "需要续期", "state.expiring": "即将过期",
         "state.not_effective": "已配置但未生效", "state.cannot_verify": "无法验证",
+        "notice.delayed": "延迟送达的告警", "notice.delivery_failed": "告警渠道投递失败",
+        "notice.outbox_dropped": "未送达的告警已丢弃", "notice.function-failed": "函数执行失败",
     },
 }
 _OUTCOMES = ("failed", "contested", "drifted", "refused", "remediated", "pending", "compliant")
@@ -70,6 +74,12 @@ PRIORITY = ("needs_attention", "reminder", "notices", "verifications", "remediat
 def text(language: str, key: str, **values: Any) -> str:
     strings = STRINGS.get(language, STRINGS["en"])
     return strings.get(key, STRINGS["en"].get(key, key)).format(**values)
+
+
+def notice_label(language: str, kind: str) -> str:
+    """A run notice's heading in the digest's language; an unknown kind is shown as it is."""
+    label = text(language, f"notice.{kind}")
+    return kind if label == f"notice.{kind}" else label
 
 
 def state_label(language: str, state: str) -> str:
@@ -226,7 +236,7 @@ def view(digest: dict[str, Any], language: str = "en") -> DigestView:
                               f"{entry.get('check')}: {state_label(language, str(entry.get('state') or ''))}",
                               console=console_link(target)))
     for entry in digest.get("notices") or []:
-        items.append(ItemView("notices", "HIGH", "", "", str(entry.get("kind") or ""),
+        items.append(ItemView("notices", "HIGH", "", "", notice_label(language, str(entry.get("kind") or "")),
                               str(entry.get("message") or "")))
     counts = digest.get("counts") or {}
     summary = _summary(counts, language) or _sections_summary(items, language)

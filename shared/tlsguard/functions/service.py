@@ -78,6 +78,8 @@ class Run:
     report: RunReport
     #: Called just before the run's digest is decided (the sweep judges the event path there).
     before_flush: Callable[[], None] | None = None
+    #: What the run's digest did (:mod:`tlsguard.functions.failed_path` raises when it reached no channel).
+    delivery: Delivery | None = None
 
     def add(self, result: TargetResult) -> None:
         self.report.add(result)
@@ -94,6 +96,7 @@ class Run:
             parts.save_part(correlation, batch or 0, delivery.message)
             combined = parts.claim(correlation, now=self.lifecycle.ctx.clock())
             delivery = self.alerts.send(combined) if combined else Delivery()
+        self.delivery = delivery
         self.report.alerts = delivery.to_dict()
         document = self.report.finish().to_dict()
         return {key: document[key] for key in ("command", "mode", "summary", "exit_code", "targets", "verifications",
@@ -196,6 +199,11 @@ def run_sweep(context: Any, timer: ev.TimerEvent, options: TimerOptions, *, kind
     bind_ids(context, correlation)
     run = start(context, command)
     ctx = run.lifecycle.ctx
+    from tlsguard.functions import failed_path
+
+    drained = failed_path.drain_if_retry(run, context, correlation, command)
+    if drained is not None:  # a retry of a sweep whose work is done: never sweep again
+        return drained
     if command == "sweep":
         run.before_flush = event_path_heartbeat(run, timer)
     for verification in verify_live.run_due(ctx):
@@ -203,8 +211,10 @@ def run_sweep(context: Any, timer: ev.TimerEvent, options: TimerOptions, *, kind
         run.alerts.observe_verification(verification)
     reconciled = runs.start_run(run.lifecycle)
     if verify_only:
-        return {"function": command, "verify_only": True, "correlation_id": correlation,
-                **run.finish(command, correlation)}
+        verified = {"function": command, "verify_only": True, "correlation_id": correlation,
+                    **run.finish(command, correlation)}
+        failed_path.raise_if_unheard(run, context, correlation, command, verified)
+        return verified
     discovery = runs.Discovery()
     stream = runs.discover(ctx, kinds=kinds, rediscover=rediscover, report=discovery)
     head: list[runs.Discovered] = []
@@ -228,12 +238,17 @@ def run_sweep(context: Any, timer: ev.TimerEvent, options: TimerOptions, *, kind
             parts.expect(correlation, summary["batches"] + int(has_own), ctx.clock())
             combined = parts.claim(correlation, now=ctx.clock())  # the batches may all have reported already
             if combined:
-                run.alerts.send(combined)
+                run.delivery = run.alerts.send(combined)
+        if run.delivery is None:
+            run.alerts.drain(command=command, correlation_id=correlation)  # the outbox, even when nothing is said
         if discovery.transient and not summary["targets"]:
             raise RetryableFailure(f"discovery failed: {'; '.join(discovery.errors[:3])}")
-        return {"function": command, "fanout": True, "correlation_id": correlation, "reconciled": reconciled,
-                "errors": discovery.errors, **summary,
-                **({"event_path": run.report.event_path} if run.report.event_path is not None else {})}
+        fanned = {"function": command, "fanout": True, "correlation_id": correlation, "reconciled": reconciled,
+                  "errors": discovery.errors, **summary,
+                  **({"event_path": run.report.event_path} if run.report.event_path is not None else {})}
+        if run.delivery is not None:  # the sweep sent the combined digest (else the batch that did answers for it)
+            failed_path.raise_if_unheard(run, context, correlation, command, fanned)
+        return fanned
     results = list(runs.sweep(run.lifecycle, head, trigger=Trigger("sweep"), on_result=run.add))
     run.report.errors.extend(discovery.errors)
     document = run.finish(command, correlation)
@@ -241,8 +256,10 @@ def run_sweep(context: Any, timer: ev.TimerEvent, options: TimerOptions, *, kind
     raise_if_transient(results)
     if discovery.transient and not results:
         raise RetryableFailure(f"discovery failed: {'; '.join(discovery.errors[:3])}")
-    return {"function": command, "fanout": False, "correlation_id": correlation, "reconciled": reconciled,
-            **document}
+    swept = {"function": command, "fanout": False, "correlation_id": correlation, "reconciled": reconciled,
+             **document}
+    failed_path.raise_if_unheard(run, context, correlation, command, swept)
+    return swept
 
 
 def event_path_heartbeat(run: Run, timer: ev.TimerEvent) -> Callable[[], None]:
@@ -394,6 +411,12 @@ def check(context: Any, payload: dict[str, Any]) -> dict[str, Any]:
     correlation = safe_id(payload.get("correlation_id")) or f"check:{getattr(context, 'request_id', '')}"
     bind_ids(context, correlation)
     run = start(context, "check")
+    from tlsguard.functions import failed_path
+
+    batch_id = f"{correlation}:batch-{payload.get('batch')}"  # the batches of one sweep share its correlation
+    drained = failed_path.drain_if_retry(run, context, correlation, "check", run_id=batch_id)
+    if drained is not None:  # a retry of a batch whose work is done: never check it again
+        return drained
     runs.start_run(run.lifecycle)
     if any(not t.region for t in targets if t.kind is TargetKind.OSS_BUCKET):
         regions = {ref.name: ref.region for ref in run.wiring.ports.oss.list_buckets()}
@@ -405,7 +428,9 @@ def check(context: Any, payload: dict[str, Any]) -> dict[str, Any]:
     document = run.finish("check", correlation, batch=batch)
     raise_if_transient(results)
     log.info("batch checked", extra={"batch": batch, "counts": document["summary"]})
-    return {"function": "check", "correlation_id": correlation, "batch": batch, **document}
+    checked = {"function": "check", "correlation_id": correlation, "batch": batch, **document}
+    failed_path.raise_if_unheard(run, context, correlation, "check", checked, run_id=batch_id)
+    return checked
 
 
 # -- on_change (EventBridge) -------------------------------------------------------------------------------------
@@ -466,10 +491,16 @@ def on_change(context: Any, items: list[Any]) -> dict[str, Any]:
                                                  "reason": result.reason, "journal_id": result.journal_id or None})
         document = run.finish("on_change", correlation)
     raise_if_transient(results)
-    return {"function": "on_change", "handled": handled, "alerts": document.get("alerts"),
-            "skipped": [{"event_id": s.event_id or None, "event_name": s.event_name or None, "reason": s.reason}
-                        for s in skipped],
-            **({"heartbeats": heartbeats} if heartbeats else {})}
+    answer = {"function": "on_change", "handled": handled, "alerts": document.get("alerts"),
+              "skipped": [{"event_id": s.event_id or None, "event_name": s.event_name or None, "reason": s.reason}
+                          for s in skipped],
+              **({"heartbeats": heartbeats} if heartbeats else {})}
+    if changes:
+        from tlsguard.functions import failed_path
+
+        # A retry finds its events done (duplicates: nothing redone) and only re-delivers the outbox.
+        failed_path.raise_if_unheard(run, context, correlation, "on_change", answer, resumable=False)
+    return answer
 
 
 # -- webhook (HTTP) ----------------------------------------------------------------------------------------------
@@ -498,7 +529,11 @@ def webhook_http(context: Any, request: ev.HttpRequest) -> dict[str, Any]:
     if not secret:
         log.error("webhook refused: inbound secret not configured", extra={"variable": settings.INBOUND_SECRET})
         return http_response(503, {"error": "webhook is not configured"})
-    window = float(settings.env(settings.REPLAY_WINDOW) or runtime.DEFAULT_REPLAY_WINDOW)
+    try:
+        window = settings.number(settings.REPLAY_WINDOW, runtime.DEFAULT_REPLAY_WINDOW, minimum=1.0, maximum=3600.0)
+    except ConfigError as exc:
+        log.error("webhook refused: replay window misconfigured", extra={"reason": str(exc)})
+        return http_response(503, {"error": "webhook is not configured"})
     timestamp, signature = request.header(TIMESTAMP_HEADER), request.header(SIGNATURE_HEADER)
     if not timestamp or not signature or not verify(secret, timestamp, request.body, signature,
                                                     tolerance_seconds=window):
@@ -606,6 +641,10 @@ def failed(context: Any, document: dict[str, Any]) -> dict[str, Any]:
                       function=function, function_arn=function_arn or None, request_id=request_id,
                       condition=condition, payload=str(document.get("requestPayload") or "")[:2000])
     delivery = run.alerts.flush(command="failed", correlation_id=request_id or "")
-    if delivery.error:
-        raise RetryableFailure(f"alert not delivered: {delivery.error}")
+    from tlsguard.functions import failed_path
+
+    failed_path.forget_retry(run, request_id)  # FC retries the failed invocation no more
+    if delivery.error:  # no retries and no destination of its own: the record FC keeps says so, loudly
+        saved = f"; saved in the outbox for {', '.join(delivery.saved)}" if delivery.saved else ""
+        raise RetryableFailure(f"alert not delivered: {delivery.error}{saved}")
     return {"function": "failed", "alerted": delivery.sent, "failed_function": function, "request_id": request_id}

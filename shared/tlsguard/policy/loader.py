@@ -612,7 +612,8 @@ def _alert_settings(raw: dict[str, Any], located: _Located) -> AlertSettings:
                                        frozenset(match.get("kind", [])), tuple(match.get("target", []))),
                             tuple(item["channels"])))
     return AlertSettings(tuple(sorted(float(h) for h in raw.get("reminder_hours", (24, 72, 168)))),
-                         raw.get("language", "en"), tuple(channels), tuple(routes))
+                         raw.get("language", "en"), tuple(channels), tuple(routes),
+                         float(raw.get("outbox_hours", 24.0)))
 
 
 def _check_glob(glob: str, located: _Located, path: Path_, alphabet: frozenset[str] | None = None) -> None:

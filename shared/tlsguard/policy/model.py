@@ -237,6 +237,8 @@ class AlertSettings:
     language: str = "en"  # en | zh-CN
     channels: tuple[ChannelSpec, ...] = ()
     routes: tuple[Route, ...] = ()
+    #: How long a digest a channel could not take waits in the outbox before it is dropped (and re-alerted).
+    outbox_hours: float = 24.0
 
 
 @dataclass(frozen=True)

@@ -11,9 +11,11 @@ AUTH, ``docs/emulated/smtp.md``) and a loopback webhook receiver that verifies t
   to it and says how many more are in the run's report, which lists every one of them.
 * No secret and no full robot URL shows in a log line, the report, the CLI output, an exception text or a delivery
   result, including when a service refuses (wrong secret, wrong key, wrong password) and when nothing answers.
-* A failed delivery never blocks a remediation: it is named in the report, the working channels hear of it, and the
-  failed path (the ``tlsguard-failed`` on-failure destination) alerts the same channels and fails loudly when it
-  cannot deliver.
+* A failed delivery never blocks a remediation: it is named in the report, the working channels hear of it, what
+  the channel should have carried waits in the outbox and reaches it once it is back, exactly once; a run that no
+  channel heard fails after its work, its retries only drain the outbox (never sweep or remediate again), and the
+  failed path (the ``tlsguard-failed`` on-failure destination) alerts the channels that work and fails loudly when
+  it cannot deliver.
 """
 
 from __future__ import annotations
@@ -219,6 +221,11 @@ def sinks(cloud: LocalCloud, monkeypatch: pytest.MonkeyPatch) -> Iterator[Sinks]
         monkeypatch.setenv(name, value)
     yield sinks
     hook.close()
+
+
+def outbox_keys(cloud: LocalCloud) -> list[str]:
+    """The alert outbox in the state bucket (``tlsguard/alerts/outbox/<channel>/...``), listed through the SDK."""
+    return sorted(outsider(cloud).list_objects(STATE_BUCKET, "tlsguard/alerts/outbox/"))
 
 
 def control(cloud: LocalCloud, path: str) -> Any:
@@ -677,13 +684,20 @@ def test_a_failed_channel_never_blocks_a_remediation_and_reaches_the_failed_path
         assert hook_notice["notices"][0]["kind"] == "delivery_failed"
         assert hook_notice["notices"][0]["channel"] == "sec-dingtalk"
 
-        # What the refused channel should have carried was withdrawn: fixed, the next sweep alerts it there.
+        # What the refused channel should have carried waits in the outbox (a partial failure: the sweep does not
+        # fail, a person heard of the run elsewhere). Fixed, the next sweep delivers it there first, once.
+        assert delivery["outbox"] == {"saved": ["sec-dingtalk"], "redelivered": [], "dropped": 0}
+        assert [k.split("/")[-2] for k in outbox_keys(cloud)] == ["sec-dingtalk"]
         deployment.close()
         cloud.fc.wait_idle(10)
         deployment = redeploy("fixed", sinks.env)
         again = result_of(cloud.fc.invoke("tlsguard-sweep", timer_event()))
         assert all(c["sent"] for c in again["alerts"]["channels"]), again["alerts"]
-        assert names_in(received(sinks)["sec-dingtalk"]) == {"watch-logs", "shop.example.com"}
+        settle(cloud)  # whichever run flushed first (the sweep, or on_change for its heartbeat) delivered it
+        assert outbox_keys(cloud) == []
+        [delayed] = received(sinks)["sec-dingtalk"]  # the sweep's own digest has nothing new for it
+        assert "Delayed: 1 digest for sec-dingtalk" in delayed and "310000" in delayed
+        assert names_in([delayed]) == EXPECTED["sec-dingtalk"]  # everything routed there, remediations included
 
         # The failed path: an invocation that exhausts its retries reaches tlsguard-failed (its on-failure
         # destination), which alerts every channel; the refused channel makes tlsguard-failed itself fail, loudly.
@@ -702,6 +716,8 @@ def test_a_failed_channel_never_blocks_a_remediation_and_reaches_the_failed_path
         assert destination.error is not None and destination.error["errorType"] == "RetryableFailure"
         message = destination.error["errorMessage"]
         assert "alert not delivered: sec-dingtalk" in message and "310000" in message
+        assert message.endswith("; saved in the outbox for sec-dingtalk")  # the next run delivers it there
+        assert [k.split("/")[-2] for k in outbox_keys(cloud)] == ["sec-dingtalk"]
         texts = received(sinks)
         for name in CHANNELS:
             if name == "sec-dingtalk":
@@ -717,6 +733,171 @@ def test_a_failed_channel_never_blocks_a_remediation_and_reaches_the_failed_path
         deployment.close()
         cloud.fc.wait_idle(10)
 
+
+
+# -- nobody heard: the outbox, the failed invocation, its retry that only drains, tlsguard-failed -------------------
+#: Every bucket item goes to the DingTalk robot alone: when it is down, nobody hears of the run.
+DINGTALK_ONLY = """\
+    - match: {kind: [oss-bucket]}
+      channels: [sec-dingtalk]
+"""
+
+
+def dingtalk_down(cloud: LocalCloud, requests: int | None = None) -> int:
+    """The DingTalk robot answers 503 (errcode -1, "system busy": retried by the channel, then a failed delivery),
+    to every request or to the next ``requests``; returns the fault rule's id."""
+    rule: int = cloud.faults.add_dict({"kind": "error", "service": "dingtalk", "resource": "dingtalk-robot",
+                                       "status": 503, "code": "ServiceUnavailable", "remaining": requests}).id
+    return rule
+
+
+def state_json(cloud: LocalCloud, key: str) -> dict[str, Any]:
+    document: dict[str, Any] = json.loads(outsider(cloud).get_object(STATE_BUCKET, key) or b"{}")
+    return document
+
+
+def test_a_channel_down_during_on_change_fails_the_invocation_into_the_failed_path_and_delivers_once_back(
+        cloud: LocalCloud, sinks: Sinks, tmp_path: Path, fast_async: None, no_timers: None,
+        fast_chat_retries: None) -> None:
+    seed_compliant_fleet(cloud)
+    deployment = deploy_functions(cloud, tmp_path, sinks.policy(tmp_path, routes=DINGTALK_ONLY), environment=sinks.env)
+    try:
+        fault = dingtalk_down(cloud)
+        outsider(cloud).put_https_config(BucketRef("prod-web", "cn-hangzhou"), TLS10)  # ops-alice drifts it
+        settle(cloud, timeout=60)
+
+        # The remediation was made and journaled once, whatever became of the alert.
+        assert set(outsider(cloud).get_https_config(BucketRef("prod-web", "cn-hangzhou")).tls_versions) == {
+            "TLSv1.2", "TLSv1.3"}
+        journaled = [k for k in outsider(cloud).list_objects(STATE_BUCKET, "tlsguard/journal/oss-bucket/prod-web/")
+                     if k.endswith(".intent.json")]
+        assert len(journaled) == 1
+        # The invocation that handled ops-alice's event failed after its work, so FC retried it (each retry only
+        # re-delivered the outbox, never the work) and handed it to tlsguard-failed.
+        [alice] = [cloud.fc.invocation(r["id"]) for r in invocations(cloud, "tlsguard-on-change")
+                   if r["status"] == "failed"]
+        assert alice is not None and alice.attempts == 4 and alice.destination is not None
+        message = alice.error["errorMessage"] if alice.error else ""
+        assert "alert still not delivered to sec-dingtalk" in message and "was not repeated" in message, message
+        # Its report names the channel and what it did (FC keeps only the exception: the report is in the bucket).
+        found = re.search(r"the run.s report: (\S+\.json)", message)
+        assert found is not None, message
+        report = state_json(cloud, found[1])
+        [handled] = report["handled"]
+        assert (handled["target"]["name"], handled["outcome"]) == ("prod-web", "remediated")
+        assert journaled[0].endswith(f"{handled['journal_id']}.intent.json")
+        [channel] = report["alerts"]["channels"]
+        assert (channel["name"], channel["sent"]) == ("sec-dingtalk", False) and "HTTP 503" in channel["error"]
+        assert report["alerts"]["outbox"]["saved"] == ["sec-dingtalk"]
+        # tlsguard-failed ran: every channel that works heard that on_change failed, and why.
+        [failed] = [cloud.fc.invocation(r["id"]) for r in invocations(cloud, "tlsguard-failed")]
+        assert failed is not None and failed.source == "destination:tlsguard-on-change"
+        assert failed.status == "failed" and failed.error is not None  # DingTalk is still down: loudly
+        assert "saved in the outbox for sec-dingtalk" in failed.error["errorMessage"]
+        texts = received(sinks)
+        for name in CHANNELS:
+            if name != "sec-dingtalk":
+                assert any("tlsguard-on-change failed after 4 attempts" in t and "sec-dingtalk" in t
+                           for t in texts[name]), (name, texts[name])
+        assert texts["sec-dingtalk"] == []
+        assert [k.split("/")[-2] for k in outbox_keys(cloud)] == ["sec-dingtalk", "sec-dingtalk"]  # run + failed
+        assert list(outsider(cloud).list_objects(STATE_BUCKET, "tlsguard/alerts/retry/")) == []  # FC retries no more
+
+        # DingTalk is back: the next run (here a CLI apply) delivers what waited, once, in one message.
+        cloud.faults.remove(fault)
+        first, _ = run_cli(sinks, sinks.policy(tmp_path, routes=DINGTALK_ONLY), tmp_path)
+        assert first["alerts"]["outbox"]["redelivered"] == [
+            {"name": "sec-dingtalk", "entries": 2, "sent": True, "error": None}]
+        [delayed] = received(sinks)["sec-dingtalk"]
+        assert "Delayed: 2 digests for sec-dingtalk" in delayed and handled["journal_id"] in delayed
+        assert "tlsguard-on-change failed after 4 attempts" in delayed
+        assert outbox_keys(cloud) == []
+        run_cli(sinks, sinks.policy(tmp_path, routes=DINGTALK_ONLY), tmp_path)
+        assert len([t for t in received(sinks)["sec-dingtalk"] if handled["journal_id"] in t]) == 1  # exactly once
+    finally:
+        deployment.close()
+        cloud.fc.wait_idle(10)
+
+
+def test_a_retried_sweep_invocation_does_not_sweep_again_and_only_delivers_the_outbox(
+        cloud: LocalCloud, sinks: Sinks, tmp_path: Path, fast_async: None, no_timers: None,
+        fast_chat_retries: None) -> None:
+    seed_drifted_fleet(cloud)
+    deployment = deploy_functions(cloud, tmp_path, sinks.policy(tmp_path, routes=DINGTALK_ONLY), environment=sinks.env)
+    for rule in cloud.events.rules():  # only the sweep runs (its own writes' events would drain the outbox too)
+        cloud.events.set_enabled(rule.name, False)
+    try:
+        dingtalk_down(cloud, requests=FAST_CHAT_RETRY.attempts)  # every try of the first attempt, no more
+        before = control(cloud, "/stats")
+        record = cloud.fc.invoke("tlsguard-sweep", timer_event(), invocation_type="Async")
+        settle(cloud, timeout=60)
+        sweep = cloud.fc.invocation(record["id"])
+        assert sweep is not None and sweep.status == "succeeded" and sweep.attempts == 2
+        retried = json.loads(sweep.result or b"{}")
+        assert retried["retry"] == "outbox delivered"
+        assert retried["alerts"]["outbox"]["redelivered"] == [
+            {"name": "sec-dingtalk", "entries": 1, "sent": True, "error": None}]
+        # The second attempt did not sweep: it read each bucket's encryption and listed the CDN domains as often as
+        # one sweep does (measured below with another sweep), and each drifted target was remediated once.
+        per_sweep = ("oss:GetBucketEncryption", "cdn:DescribeUserDomains")
+        after = control(cloud, "/stats")
+        invocation = [after.get(op, 0) - before.get(op, 0) for op in per_sweep]
+        result_of(cloud.fc.invoke("tlsguard-sweep", timer_event().replace(b"03:00:00", b"04:00:00")))
+        latest = control(cloud, "/stats")
+        one_sweep = [latest.get(op, 0) - after.get(op, 0) for op in per_sweep]
+        assert invocation == one_sweep and all(one_sweep), (invocation, one_sweep)
+        journaled = [k for k in outsider(cloud).list_objects(STATE_BUCKET, "tlsguard/journal/oss-bucket/prod-web/")
+                     if k.endswith(".intent.json")]
+        assert len(journaled) == 1
+        # The first attempt's report names the channel; the digest reached DingTalk once, delayed.
+        report = state_json(cloud, retried["report"])
+        assert [(c["name"], c["sent"]) for c in report["alerts"]["channels"]] == [("sec-dingtalk", False)]
+        assert {t["target"]["name"]: t["outcome"] for t in report["targets"]}["prod-web"] == "remediated"
+        [delayed] = received(sinks)["sec-dingtalk"]
+        assert "Delayed: 1 digest for sec-dingtalk" in delayed
+        assert names_in([delayed]) == {"prod-web", "watch-logs", "watch-media", "misc-archive"}
+        assert outbox_keys(cloud) == [] and invocations(cloud, "tlsguard-failed") == []
+        assert list(outsider(cloud).list_objects(STATE_BUCKET, "tlsguard/alerts/retry/")) == []
+    finally:
+        deployment.close()
+        cloud.fc.wait_idle(10)
+
+
+def test_a_fanned_out_sweeps_unheard_digest_fails_only_its_sender_and_no_batch_is_skipped(
+        cloud: LocalCloud, sinks: Sinks, tmp_path: Path, fast_async: None, no_timers: None,
+        fast_chat_retries: None) -> None:
+    """The batches of one sweep share its correlation: the record that lets a retry skip its work names the batch,
+    so only the invocation that sent the combined digest (a batch, or the sweep) fails, and every batch checks."""
+    seed_drifted_fleet(cloud)
+    deployment = deploy_functions(cloud, tmp_path, sinks.policy(tmp_path, routes=DINGTALK_ONLY), environment=sinks.env)
+    for rule in cloud.events.rules():
+        cloud.events.set_enabled(rule.name, False)
+    try:
+        dingtalk_down(cloud)
+        sweep = result_of(cloud.fc.invoke("tlsguard-sweep", timer_event('{"threshold": 2, "batch_size": 2}')))
+        assert sweep["fanout"] is True and sweep["batches"] == 4
+        settle(cloud, timeout=60)
+        records = [cloud.fc.invocation(r["id"]) for r in invocations(cloud, "tlsguard-check")]
+        assert len(records) == 4 and all(r is not None for r in records)
+        failed = [r for r in records if r is not None and r.status == "failed"]
+        [sender] = failed  # the one batch that completed the set sent the digest; the others succeeded
+        assert sender.attempts == 4 and sender.error is not None
+        assert "alert still not delivered to sec-dingtalk" in sender.error["errorMessage"]
+        checked = [t["target"]["name"] for r in records if r is not None and r.status == "succeeded"
+                   for t in json.loads(r.result or b"{}")["targets"]]
+        found = re.search(r"report: (\S+\.json)", sender.error["errorMessage"])
+        assert found is not None
+        report = state_json(cloud, found[1])
+        checked += [t["target"]["name"] for t in report["targets"]]
+        assert {"prod-web", "watch-logs", "watch-media", "misc-archive"} <= set(checked)
+        journaled = [k for k in outsider(cloud).list_objects(STATE_BUCKET, "tlsguard/journal/oss-bucket/prod-web/")
+                     if k.endswith(".intent.json")]
+        assert len(journaled) == 1
+        [destination] = [cloud.fc.invocation(r["id"]) for r in invocations(cloud, "tlsguard-failed")]
+        assert destination is not None and destination.source == "destination:tlsguard-check"
+    finally:
+        deployment.close()
+        cloud.fc.wait_idle(10)
 
 
 # -- deploy wiring: s.yaml passes each channel its variables, from the deploying shell -------------------------------

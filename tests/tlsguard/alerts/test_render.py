@@ -127,3 +127,17 @@ def test_only_the_html_template_is_autoescaped() -> None:
     assert "<script>" not in slack and "&lt;script&gt;" in slack and "&amp;co" in slack
     lark = rendered(hostile, "en", "markdown.j2", {"flavor": "lark"})
     assert "<script>" not in lark and "&lt;script&gt;" in lark
+
+
+@unit
+@pytest.mark.parametrize(("language", "heading", "foreign"), [
+    ("en", "An alert channel failed", "告警渠道投递失败"), ("zh-CN", "告警渠道投递失败", "An alert channel failed")])
+@pytest.mark.parametrize(("template", "options"), TEMPLATES, ids=TEMPLATE_IDS)
+def test_run_notices_are_headed_in_the_digests_language(language: str, heading: str, foreign: str, template: str,
+                                                         options: dict[str, Any]) -> None:
+    document = {**digest(), "notices": [
+        {"kind": "delivery_failed", "message": "the digest could not be delivered to sec-dingtalk"},
+        {"kind": "some-new-kind", "message": "kept as it is"}]}
+    out = rendered(document, language, template, options)
+    assert heading in out and foreign not in out
+    assert "delivery_failed" not in out and "some-new-kind" in out and "sec-dingtalk" in out

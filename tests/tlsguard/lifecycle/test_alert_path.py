@@ -1,6 +1,7 @@
 """The alert path (issue 13, item 10): every run ends with at most one signed digest, deduplicated per
 ``(target, check, state)`` against alert state in the state bucket, with reminders on a ladder and a "resolved"
-line when a problem is gone; a failed delivery is reported and never blocks a remediation.
+line when a problem is gone; a failed delivery is reported, never blocks a remediation, and waits in the outbox
+(at least once, at most 20 entries per flush, dropped with a notice and re-alerted after ``alerts.outbox_hours``).
 
 First through real runs against localcloud (the CLI, or :func:`sweep_once`, which composes a run exactly as
 ``tlsguard apply`` does but on localcloud's clock so time can move), then :class:`AlertPath` itself with
@@ -13,7 +14,8 @@ import threading
 from typing import TYPE_CHECKING, Any
 
 import pytest
-from tlsguard.alerts.path import MAX_ITEMS_PER_SECTION, TARGET_CHECK, AlertPath
+from tlsguard.alerts.outbox import MAX_ENTRIES_PER_FLUSH, Outbox
+from tlsguard.alerts.path import MAX_ITEMS_PER_SECTION, TARGET_CHECK, AlertPath, Delivery
 from tlsguard.model import (
     Action,
     Finding,
@@ -30,6 +32,7 @@ from tlsguard.notify.webhook import WebhookNotifier
 from tlsguard.policy.model import AlertSettings, RawHttpsConfig
 from tlsguard.ports import BucketRef
 from tlsguard.retry import RetryPolicy
+from tlsguard.state import StateBucket
 from tlsguard.verify_live import Verification
 
 from tests.support import ACCOUNT, outsider, wiring_for, write_policy
@@ -159,31 +162,57 @@ def test_a_sweep_of_thirty_drifted_targets_sends_exactly_one_message(cloud: Any,
     assert sink.posts == 1
 
 
-def test_a_failed_delivery_is_reported_and_never_blocks_a_remediation(cloud: Any, tmp_path: Path,
-                                                                      endpoints_file: Path, sink: AlertSink) -> None:
+def test_a_failed_delivery_is_reported_never_blocks_a_remediation_and_waits_in_the_outbox(
+        cloud: Any, tmp_path: Path, endpoints_file: Path, sink: AlertSink) -> None:
     cloud.seed({"buckets": [{"name": STATE_BUCKET}, drifted_bucket("fix-me")]})
     policy = _policy(tmp_path, sink, mode="enforce", attempts=2)
     common = ["--policy", str(policy), "--localcloud", str(endpoints_file)]
+    state = wiring_for(cloud, policy).state
+    assert state is not None
+    outbox_keys = state.bucket.key("alerts", "outbox") + "/"
 
     sink.status = 500
     answered_500 = cli("apply", *common, "--json")
-    assert answered_500.exit_code == 0, answered_500.output  # remediated; the alert's fate is not the target's
     report = json_out(answered_500)
     (target,) = report["targets"]
-    assert target["outcome"] == "remediated"
+    assert target["outcome"] == "remediated"  # the alert's fate is not the target's
     assert bucket_snapshot(cloud, "fix-me")["https_config"]["TLS"]["TLSVersion"] == ["TLSv1.2", "TLSv1.3"]
+    # ...but nobody heard of this run: exit 2, the channel named, the digest kept in the outbox.
+    assert answered_500.exit_code == 2, answered_500.output
     assert report["alerts"]["sent"] is False and "webhook answered 500" in report["alerts"]["error"]
+    assert report["alerts"]["outbox"] == {"saved": ["webhook"], "redelivered": [], "dropped": 0}
     assert report["summary"]["alert_errors"] == 1
     assert sink.posts == 2 and sink.bad_signatures == 0  # retried once, signed both times
+    [waiting] = list(state.bucket.keys(outbox_keys))
+    assert "/webhook/" in waiting
+    assert _open_alerts(cloud, policy) == {}  # nothing to re-alert (remediated): the outbox carries the news
+
+    # The receiver answers again: the next run delivers the delayed digest first (once), then its own.
+    sink.status = 200
+    outsider(cloud).put_https_config(BucketRef("fix-me", "cn-hangzhou"), RawHttpsConfig(True, ("TLSv1.0", "TLSv1.2")))
+    back = cli("apply", *common, "--json")
+    assert back.exit_code == 0, back.output
+    again = json_out(back)
+    assert again["alerts"]["outbox"] == {"saved": [], "dropped": 0, "redelivered": [
+        {"name": "webhook", "entries": 1, "sent": True, "error": None}]}
+    delayed, current = sink.alerts
+    assert delayed["notices"][0]["kind"] == "delayed" and "webhook answered 500" in delayed["notices"][0]["message"]
+    assert [r["journal_id"] for r in delayed["remediated"]] == [target["journal_id"]]
+    assert [r["journal_id"] for r in current["remediated"]] == [again["targets"][0]["journal_id"]]
+    assert list(state.bucket.keys(outbox_keys)) == []
+    assert json_out(cli("apply", *common, "--json"))["alerts"]["sent"] is False  # nothing new, nothing delayed
+    assert len(sink.alerts) == 2
 
     outsider(cloud).put_https_config(BucketRef("fix-me", "cn-hangzhou"), RawHttpsConfig(True, ("TLSv1.0", "TLSv1.2")))
     sink.close()  # the receiver is gone
     unreachable = cli("apply", *common)
-    assert unreachable.exit_code == 0, unreachable.output
+    assert unreachable.exit_code == 2, unreachable.output
     assert "fix-me (cn-hangzhou): REMEDIATED" in unreachable.stdout
     assert "! alert digest not delivered: webhook: Transient: webhook unreachable" in unreachable.stdout
+    assert "! saved in the alert outbox for webhook: the next run delivers it" in unreachable.stdout
     assert "Traceback" not in unreachable.output
     assert bucket_snapshot(cloud, "fix-me")["https_config"]["TLS"]["TLSVersion"] == ["TLSv1.2", "TLSv1.3"]
+    assert len(list(state.bucket.keys(outbox_keys))) == 1
 
 
 def test_concurrent_runs_open_each_alert_once(cloud: Any, tmp_path: Path, sink: AlertSink) -> None:
@@ -488,3 +517,184 @@ def test_without_a_state_bucket_or_a_notifier(state: State, sink: AlertSink) -> 
     assert not delivery.sent and delivery.message is not None  # composed (for the report), never sent
     assert _states(delivery.message) == [("unit-silent", "oss.tls_versions", "drifted")]
     assert len(sink.alerts) == 2
+
+
+# -- the outbox: what a channel did not take waits in the state bucket, at least once, bounded ---------------------
+def _with_outbox(state: State, sink: AlertSink, clock: Clock, *, hours: float = 24.0,
+                 bucket: StateBucket | None = None) -> AlertPath:
+    outbox = Outbox(bucket or state.bucket, max_age_seconds=hours * 3600)
+    return AlertPath(state.alerts, _notifier(sink), AlertSettings((1.0, 24.0), outbox_hours=hours), clock,
+                     attempts_before_alert=2, outbox=outbox)
+
+
+def _outbox(state: State) -> list[str]:
+    return list(state.bucket.keys(state.bucket.key("alerts", "outbox") + "/"))
+
+
+def _failing_flush(path: AlertPath, *results: TargetResult, command: str = "sweep") -> Delivery:
+    for result in results:
+        path.observe(result)
+    return path.flush(command=command, correlation_id=f"{command}:unit", mode="alert")
+
+
+def test_an_undelivered_digest_waits_in_the_outbox_and_the_next_flush_delivers_it_once(state: State,
+                                                                                       sink: AlertSink) -> None:
+    clock = Clock(1_900_000_000.0)
+    sink.status = 500
+    delivery = _failing_flush(_with_outbox(state, sink, clock), _drifted("unit-wait"))
+    assert delivery.unheard and delivery.saved == ["webhook"] and "webhook answered 500" in delivery.error
+    [key] = _outbox(state)
+    assert key.startswith(state.bucket.key("alerts", "outbox", "webhook") + "/01900000000-")
+    assert len(state.alerts.open_alerts()) == 1  # still open: the outbox carries the news, no re-alert needed
+
+    # Still down: the next run's re-delivery fails, so its own digest goes straight to the outbox, unattempted.
+    clock.now += 300
+    posts = sink.posts
+    delivery = _failing_flush(_with_outbox(state, sink, clock), _drifted("unit-wait-too"), command="on_change")
+    assert sink.posts == posts + 1 and delivery.saved == ["webhook"]
+    assert delivery.channels[0].error.startswith("not attempted: its outbox could not be delivered either")
+    assert delivery.outbox is not None and delivery.outbox["redelivered"] == [
+        {"name": "webhook", "entries": 1, "sent": False, "error": "Transient: webhook answered 500"}]
+    assert len(_outbox(state)) == 2
+
+    sink.status = 200
+    clock.now += 600
+    again = _with_outbox(state, sink, clock)
+    again.observe(_drifted("unit-wait"))  # judged again: open, not new, nothing due
+    delivery = again.flush(command="sweep", mode="alert")
+    assert delivery.outbox == {"saved": [], "dropped": 0, "redelivered": [
+        {"name": "webhook", "entries": 2, "sent": True, "error": None}]}
+    [delayed] = sink.alerts
+    assert _states(delayed) == [("unit-wait", "oss.tls_versions", "drifted"),
+                                ("unit-wait-too", "oss.tls_versions", "drifted")]
+    assert delayed["notices"][0]["kind"] == "delayed" and "webhook answered 500" in delayed["notices"][0]["message"]
+    assert [d["run"] for d in delayed["delayed"]] == ["sweep:unit", "on_change:unit"]
+    assert _outbox(state) == []
+    assert not _with_outbox(state, sink, clock).flush(command="sweep").sent  # delivered once, then gone
+    assert len(sink.alerts) == 1
+
+
+def test_a_flush_delivers_at_most_twenty_entries_merged_into_one_delayed_digest(state: State,
+                                                                                sink: AlertSink) -> None:
+    clock = Clock(1_900_000_000.0)
+    outbox = Outbox(state.bucket)
+    names = [f"unit-burst-{index:02d}" for index in range(MAX_ENTRIES_PER_FLUSH + 5)]
+    for name in names:  # what 25 runs' digests left for the channel, as the alert path files them
+        clock.now += 1
+        composer = _with_outbox(state, sink, clock)
+        composer.observe(_drifted(name))
+        part = composer.flush(command="sweep", correlation_id=f"sweep:{name}", hold=True).message
+        assert part is not None
+        assert outbox.save("webhook", "webhook", part, error="webhook answered 500", origin=f"sweep:{name}",
+                           now=clock.now, withdraw=[])
+    assert len(_outbox(state)) == len(names)
+
+    first = _with_outbox(state, sink, clock).flush(command="sweep")
+    assert first.outbox is not None and first.outbox["redelivered"][0]["entries"] == MAX_ENTRIES_PER_FLUSH
+    second = _with_outbox(state, sink, clock).flush(command="sweep")
+    assert second.outbox is not None and second.outbox["redelivered"][0]["entries"] == 5
+    assert sink.posts == 2  # two messages, the oldest entries first
+    delivered = [name for digest in sink.alerts for name, _, _ in _states(digest)]
+    assert delivered == names
+    assert sink.alerts[0]["notices"][0]["message"].startswith("Delayed: 20 digests for webhook")
+    assert sink.alerts[0]["run"]["command"] == "delayed" and len(sink.alerts[0]["delayed"]) == 20
+    assert _outbox(state) == []
+    assert list(state.bucket.keys(state.bucket.key("alerts", "outbox-claims") + "/")) == []  # nothing left behind
+
+
+def test_entries_older_than_the_bound_are_dropped_with_a_notice_and_then_alerted_again(state: State,
+                                                                                      sink: AlertSink) -> None:
+    clock = Clock(1_900_000_000.0)
+    sink.status = 500
+    _failing_flush(_with_outbox(state, sink, clock, hours=1.0), _drifted("unit-old"), _drifted("unit-gone"))
+    assert len(_outbox(state)) == 1 and len(state.alerts.open_alerts()) == 2
+
+    sink.status = 200
+    clock.now += 3600 + 1  # past alerts.outbox_hours: dropped, not delivered late
+    path = _with_outbox(state, sink, clock, hours=1.0)
+    path.observe(_drifted("unit-old"))  # still drifted: its withdrawn alert is news again in this very run
+    delivery = path.flush(command="sweep", mode="alert")
+    assert delivery.outbox == {"saved": [], "redelivered": [], "dropped": 1}
+    [digest] = sink.alerts
+    [notice] = digest["notices"]
+    assert notice["kind"] == "outbox_dropped" and notice["channel"] == "webhook" and notice["runs"] == ["sweep:unit"]
+    assert notice["message"].startswith("1 undelivered alert digest for webhook dropped after 1 h (2 problems")
+    assert _states(digest) == [("unit-old", "oss.tls_versions", "drifted")]  # re-alerted, as new
+    assert [i["reminder"] for i in digest["needs_attention"]] == [False]
+    assert _outbox(state) == []
+    # unit-gone was not judged in this run: its alert state was withdrawn, so the next judgment alerts it again.
+    assert {key for key, _ in state.alerts.open_alerts()} == {"oss-bucket/unit-old"}
+    assert _states(_flush(_with_outbox(state, sink, clock, hours=1.0), _drifted("unit-gone"))) == [
+        ("unit-gone", "oss.tls_versions", "drifted")]
+
+
+def test_concurrent_drains_deliver_each_entry_once(state: State, sink: AlertSink) -> None:
+    clock = Clock(1_900_000_000.0)
+    sink.status = 500
+    for name in ("unit-twice-a", "unit-twice-b"):
+        _failing_flush(_with_outbox(state, sink, clock), _drifted(name))
+    assert len(_outbox(state)) == 2
+    sink.status = 200
+    paths = [_with_outbox(state, sink, clock) for _ in range(4)]
+    barrier = threading.Barrier(len(paths))
+    deliveries: list[Any] = []
+    threads = [threading.Thread(target=_flush_together, args=(path, barrier, deliveries)) for path in paths]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert len(deliveries) == len(paths)
+    delivered = sorted(name for digest in sink.alerts for name, _, _ in _states(digest))
+    assert delivered == ["unit-twice-a", "unit-twice-b"]  # each once, whichever run took it
+    assert _outbox(state) == []
+
+
+def test_without_an_outbox_a_failed_delivery_is_withdrawn_as_before(cloud: Any, state: State,
+                                                                    sink: AlertSink) -> None:
+    clock = Clock(1_900_000_000.0)
+    sink.status = 500
+    # A state bucket but no outbox: the problems the channel should have carried are withdrawn at once...
+    legacy = AlertPath(state.alerts, _notifier(sink), AlertSettings((1.0, 24.0)), clock)
+    delivery = _failing_flush(legacy, _drifted("unit-legacy"))
+    assert delivery.unheard and delivery.outbox is None and delivery.saved == []
+    assert state.alerts.open_alerts() == {} and _outbox(state) == []
+    # ...and when the outbox cannot be written (here: a bucket that does not exist), the same.
+    missing = StateBucket(state.bucket.oss, "unit-no-such-bucket")
+    delivery = _failing_flush(_with_outbox(state, sink, clock, bucket=missing), _drifted("unit-unsaved"))
+    assert delivery.unheard and delivery.saved == [] and state.alerts.open_alerts() == {}
+    # Without a state bucket there is nothing to withdraw from: every run alerts it again.
+    sink.status = 200
+    stateless = AlertPath(None, _notifier(sink), AlertSettings(), clock)
+    assert _states(_flush(stateless, _drifted("unit-legacy"))) == [("unit-legacy", "oss.tls_versions", "drifted")]
+    assert _states(_flush(_path(state, sink, clock), _drifted("unit-legacy"))) == [
+        ("unit-legacy", "oss.tls_versions", "drifted")]  # withdrawn above: news again
+
+
+def test_a_channel_down_for_many_runs_still_gets_its_outbox_when_it_is_back(state: State, sink: AlertSink) -> None:
+    """Taking an entry costs the same few requests however often its channel stayed down (claims are per time
+    window, never a growing chain), and the entry is delivered as soon as the channel answers."""
+    clock = Clock(1_900_000_000.0)
+    sink.status = 500
+    _failing_flush(_with_outbox(state, sink, clock), _drifted("unit-patient"))
+    for _ in range(60):  # an hour of runs every minute, each one trying the outbox first
+        clock.now += 60
+        assert _with_outbox(state, sink, clock).drain(command="sweep").outbox is not None
+    assert len(_outbox(state)) == 1
+    sink.status = 200
+    clock.now += 60
+    drained = _with_outbox(state, sink, clock).drain(command="sweep")
+    assert drained.outbox is not None and drained.outbox["redelivered"][0]["sent"] is True
+    assert [_states(digest) for digest in sink.alerts] == [[("unit-patient", "oss.tls_versions", "drifted")]]
+    assert _outbox(state) == [] and list(state.bucket.keys(state.bucket.key("alerts", "outbox-claims") + "/")) == []
+
+
+@pytest.mark.unit
+def test_outbox_hours_is_a_bounded_policy_setting() -> None:
+    from tlsguard.errors import ConfigError
+    from tlsguard.policy.loader import parse_policy
+
+    assert parse_policy(POLICY).alerts.outbox_hours == 24.0
+    assert parse_policy(POLICY + "alerts:\n  outbox_hours: 2.5\n").alerts.outbox_hours == 2.5
+    for hostile in ("0", "0.05", "169", "-1", "'24'", ".inf"):
+        with pytest.raises(ConfigError, match="outbox_hours"):
+            parse_policy(POLICY + f"alerts:\n  outbox_hours: {hostile}\n")

@@ -263,7 +263,9 @@ def beat(oss: OssPort, store: HeartbeatStore, bucket_name: str, now: float) -> t
     arrival that lands meanwhile is seen. Errors are data: a failed write is returned, never raised.
     """
     try:
-        if any(now - when < MIN_INTERVAL_SECONDS for when in store.sent()):
+        # A write already answered is pruned from ``sent``; the arrival still names it (its answered time).
+        recent = [*store.sent(), *(arrival.answered_sent_at for arrival in store.arrivals())]
+        if any(now - when < MIN_INTERVAL_SECONDS for when in recent):
             return False, ""
         write_heartbeat(oss, store, bucket_name, now)
     except CloudError as exc:

@@ -132,3 +132,39 @@ def test_the_report_fails_when_one_line_fails() -> None:
     assert human.splitlines()[0] == "tlsguard doctor (as acs:ram::1:user/a)"
     assert "FAIL    eventbridge  oss rule: no rule\n                     fix: deploy s.yaml again" in human
     assert human.endswith("1 pass, 1 fail, 1 unknown; exit 1")
+
+
+class MemoryStateBucket:
+    """The part of :class:`tlsguard.state.store.StateBucket` the heartbeat store uses, in memory."""
+
+    def __init__(self) -> None:
+        self.objects: dict[str, dict[str, Any]] = {}
+
+    def key(self, *parts: str) -> str:
+        return "tlsguard/" + "/".join(parts)
+
+    def create_json(self, key: str, document: dict[str, Any]) -> bool:
+        if key in self.objects:
+            return False
+        self.objects[key] = document
+        return True
+
+    def keys(self, prefix: str, start_after: str = "") -> Any:
+        return iter(sorted(k for k in self.objects if k.startswith(prefix) and k > start_after))
+
+    def delete(self, key: str) -> None:
+        self.objects.pop(key, None)
+
+
+def test_a_write_answered_and_pruned_still_holds_back_the_next_for_a_minute(monkeypatch: pytest.MonkeyPatch) -> None:
+    store = heartbeat.HeartbeatStore(MemoryStateBucket())  # type: ignore[arg-type]
+    writes: list[float] = []
+    monkeypatch.setattr(heartbeat, "write_heartbeat",
+                        lambda oss, store_, name, now: (writes.append(now), store_.file_write(now, name)))
+    assert heartbeat.beat(None, store, "tlsguard-state", T0) == (True, "")  # type: ignore[arg-type]
+    store.record_arrival(T0 + 0.2, "evt-1", "")
+    assert heartbeat.judge(store, T0 + 1, DEFAULT).status == heartbeat.OK  # prunes the answered write
+    assert not store.sent()
+    assert heartbeat.beat(None, store, "tlsguard-state", T0 + 30) == (False, "")  # type: ignore[arg-type]
+    assert heartbeat.beat(None, store, "tlsguard-state", T0 + 61) == (True, "")  # type: ignore[arg-type]
+    assert writes == [T0, T0 + 61]

@@ -220,7 +220,8 @@ def delayed_digest(channel: str, entries: list[Entry], now: float) -> dict[str, 
     first = entries[0].document
     named = ", ".join(dict.fromkeys(runs[:MAX_RUNS_NAMED])) + (f" and {len(runs) - MAX_RUNS_NAMED} more"
                                                                if len(runs) > MAX_RUNS_NAMED else "")
-    notice = {"kind": "delayed", "channel": channel, "runs": len(entries),
+    notice = {"kind": "delayed", "channel": channel, "runs": len(entries), "named": named,
+              "first_time": str(first.get("time") or "?"), "first_error": str(first.get("error") or "?"),
               "message": f"Delayed: {len(entries)} digest{'s' if len(entries) != 1 else ''} for {channel} could not "
                          f"be delivered when sent (first at {first.get('time') or '?'}: {first.get('error') or '?'}); "
                          f"runs: {named}"}

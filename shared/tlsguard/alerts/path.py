@@ -296,6 +296,7 @@ class AlertPath:
             later = "; it waits in the outbox and the next run delivers it"
             notice = {**message, **{section: [] for section in ROUTED_SECTIONS},
                       "notices": [{"kind": "delivery_failed", "channel": r.name, "type": r.type,
+                                   "error": mask_secrets(r.error), "saved": r.name in saved,
                                    "message": mask_secrets(f"the digest could not be delivered to {r.name} "
                                                            f"({r.type}): {r.error}"
                                                            f"{later if r.name in saved else ''}")}
@@ -410,7 +411,7 @@ class AlertPath:
         log.warning("outbox entries dropped", extra={"channel": taken.channel, "entries": len(taken.expired),
                                                      "runs": runs[:5], "hours": hours})
         return {"kind": "outbox_dropped", "message": mask_secrets(message), "channel": taken.channel,
-                "entries": len(taken.expired), "runs": runs[:5]}
+                "entries": len(taken.expired), "runs": runs[:5], "hours": f"{hours:g}", "items": items}
 
     def _forget(self, entries: list[Entry]) -> None:
         gone = {entry.key for entry in entries}

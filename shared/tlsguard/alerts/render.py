@@ -19,6 +19,8 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
     import jinja2
 
 LANGUAGES = ("en", "zh-CN")
@@ -74,6 +76,43 @@ PRIORITY = ("needs_attention", "reminder", "notices", "verifications", "remediat
 def text(language: str, key: str, **values: Any) -> str:
     strings = STRINGS.get(language, STRINGS["en"])
     return strings.get(key, STRINGS["en"].get(key, key)).format(**values)
+
+
+#: The text of a run notice in a language other than English, from its fields (the English ``message`` is composed
+#: where the notice is raised). Services' own error texts stay as the service wrote them.
+NOTICE_TEXTS: dict[str, dict[str, str]] = {
+    "zh-CN": {
+        "delivery_failed": "摘要未能发送到 {channel}（{type}）：{error}{saved}",
+        "outbox_dropped": "{channel} 的 {entries} 份未送达告警摘要在 {hours} 小时后已丢弃"
+                          "（其中 {items} 个问题将在下次判定时重新告警）；详见以下运行的报告：{runs}",
+        "delayed": "延迟送达：{runs} 份发往 {channel} 的摘要在发送时未能送达（首次于 {first_time}：{first_error}）；"
+                   "来自运行：{named}",
+        "function-failed": "{function} 在 {attempts} 次尝试后仍然失败：{response}",
+    },
+}
+_NOTICE_FLAGS = {("zh-CN", "saved", True): "；已存入待发队列，下次运行时补发", ("zh-CN", "saved", False): ""}
+
+
+def notice_text(language: str, entry: Mapping[str, Any]) -> str:
+    """A run notice's text in ``language``; its English ``message`` when there is no template or a field is missing."""
+    message = str(entry.get("message") or "")
+    template = NOTICE_TEXTS.get(language, {}).get(str(entry.get("kind") or ""))
+    if template is None:
+        return message
+    fields: dict[str, Any] = {}
+    for name, value in entry.items():
+        if isinstance(value, bool):
+            fields[name] = _NOTICE_FLAGS.get((language, name, value), "")
+        elif isinstance(value, list):
+            fields[name] = "、".join(str(v) for v in value) or "-"
+        elif value is None:
+            fields[name] = "-"
+        else:
+            fields[name] = value
+    try:
+        return template.format(**fields)
+    except (KeyError, IndexError, ValueError):
+        return message
 
 
 def notice_label(language: str, kind: str) -> str:
@@ -237,7 +276,7 @@ def view(digest: dict[str, Any], language: str = "en") -> DigestView:
                               console=console_link(target)))
     for entry in digest.get("notices") or []:
         items.append(ItemView("notices", "HIGH", "", "", notice_label(language, str(entry.get("kind") or "")),
-                              str(entry.get("message") or "")))
+                              notice_text(language, entry)))
     counts = digest.get("counts") or {}
     summary = _summary(counts, language) or _sections_summary(items, language)
     run = digest.get("run") or {}

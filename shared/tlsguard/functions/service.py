@@ -639,6 +639,7 @@ def failed(context: Any, document: dict[str, Any]) -> dict[str, Any]:
                                          f"{attempts if attempts is not None else 'several'} attempts: "
                                          f"{str(document.get('responsePayload') or '')[:500]}",
                       function=function, function_arn=function_arn or None, request_id=request_id,
+                      attempts=attempts, response=str(document.get("responsePayload") or "")[:500],
                       condition=condition, payload=str(document.get("requestPayload") or "")[:2000])
     delivery = run.alerts.flush(command="failed", correlation_id=request_id or "")
     from tlsguard.functions import failed_path

@@ -141,3 +141,46 @@ def test_run_notices_are_headed_in_the_digests_language(language: str, heading: 
     out = rendered(document, language, template, options)
     assert heading in out and foreign not in out
     assert "delivery_failed" not in out and "some-new-kind" in out and "sec-dingtalk" in out
+
+
+NOTICES = [
+    {"kind": "delivery_failed", "channel": "sec-dingtalk", "type": "dingtalk",
+     "error": "errcode 310000: sign not match", "saved": True,
+     "message": "the digest could not be delivered to sec-dingtalk (dingtalk): errcode 310000: sign not match; "
+                "it waits in the outbox and the next run delivers it"},
+    {"kind": "outbox_dropped", "channel": "certs-lark", "entries": 3, "runs": ["evt-1", "evt-2"], "hours": "24",
+     "items": 7, "message": "3 undelivered alert digests for certs-lark dropped after 24 h (7 problems will be alerted "
+                            "again when next judged); see the reports of runs evt-1, evt-2"},
+    {"kind": "delayed", "channel": "ops-wecom", "runs": 2, "named": "evt-3, evt-4",
+     "first_time": "2026-12-07T03:00:00Z", "first_error": "unreachable",
+     "message": "Delayed: 2 digests for ops-wecom could not be delivered when sent "
+                "(first at 2026-12-07T03:00:00Z: unreachable); runs: evt-3, evt-4"},
+    {"kind": "function-failed", "function": "tlsguard-sweep", "attempts": 3, "response": "discovery failed",
+     "message": "tlsguard-sweep failed after 3 attempts: discovery failed"},
+]
+NOTICE_WORDS = {
+    "en": ["could not be delivered to sec-dingtalk", "waits in the outbox", "dropped after 24 h", "evt-1, evt-2",
+           "Delayed: 2 digests for ops-wecom", "tlsguard-sweep failed after 3 attempts"],
+    "zh-CN": ["摘要未能发送到 sec-dingtalk", "已存入待发队列", "在 24 小时后已丢弃", "evt-1、evt-2",
+              "延迟送达：2 份发往 ops-wecom", "tlsguard-sweep 在 3 次尝试后仍然失败"],
+}
+
+
+@unit
+@pytest.mark.parametrize("language", ["en", "zh-CN"])
+@pytest.mark.parametrize(("template", "options"), TEMPLATES, ids=TEMPLATE_IDS)
+def test_each_kind_of_run_notice_reads_in_the_digests_language(language: str, template: str,
+                                                                options: dict[str, Any]) -> None:
+    out = rendered({**digest(), "notices": NOTICES}, language, template, options)
+    for words in NOTICE_WORDS[language]:
+        assert words in out
+    other = NOTICE_WORDS["zh-CN" if language == "en" else "en"]
+    assert not any(words in out for words in other)
+    assert "errcode 310000: sign not match" in out  # the service's own words, in both
+
+
+@unit
+def test_a_notice_missing_a_field_falls_back_to_its_english_message() -> None:
+    from tlsguard.alerts.render import notice_text
+
+    assert notice_text("zh-CN", {"kind": "delayed", "message": "Delayed: 1 digest"}) == "Delayed: 1 digest"

@@ -30,7 +30,7 @@ from localcloud.errors import ServiceError
 from localcloud.http import require_loopback
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Iterable, Mapping
 
     from localcloud.cloud import LocalCloud
 
@@ -191,6 +191,28 @@ def deploy(cloud: LocalCloud, *, syaml: Path = DEFAULT_SYAML, endpoints_file: st
     return deployment
 
 
+def canonical_header_key(name: str) -> str:
+    """``accept-encoding`` → ``Accept-Encoding``, as Go's net/http canonicalises header keys (a key holding a
+    character that is not a header token character is left as it is)."""
+    if not name or any(not (char.isascii() and (char.isalnum() or char in "!#$%&'*+-.^_`|~")) for char in name):
+        return name
+    return "-".join(part[:1].upper() + part[1:].lower() for part in name.split("-"))
+
+
+def canonical_headers(pairs: Iterable[tuple[str, str]]) -> dict[str, str]:
+    """The HTTP trigger event's ``headers``: keys canonicalised, several values of one key joined with commas.
+
+    https://www.alibabacloud.com/help/en/functioncompute/fc/why-does-the-first-letter-of-header-key-become-uppercase-when-using-http-trigger-call
+    (keys normalised by Go's net/http) and https://help.aliyun.com/zh/functioncompute/http-trigger-invoking-function
+    (``"header2": "value1,value2"``).
+    """
+    headers: dict[str, str] = {}
+    for name, value in pairs:
+        key = canonical_header_key(name)
+        headers[key] = f"{headers[key]},{value}" if key in headers else value
+    return headers
+
+
 class HttpTriggerFront:
     """Serves ``/<function>/<path>`` on loopback as that function's HTTP trigger (built-in runtime semantics)."""
 
@@ -213,7 +235,8 @@ class HttpTriggerFront:
             def _serve(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else b""
-                status, headers, payload = front.handle(self.command, self.path, dict(self.headers.items()), body,
+                status, headers, payload = front.handle(self.command, self.path,
+                                                        canonical_headers(self.headers.items()), body,
                                                         self.client_address[0])
                 self.send_response(status)
                 for key, value in headers.items():
@@ -242,6 +265,7 @@ class HttpTriggerFront:
                client_ip: str) -> tuple[int, dict[str, str], bytes]:
         """One HTTP request → one Sync invocation → one HTTP response."""
         parsed = urllib.parse.urlsplit(target)
+        headers = canonical_headers(headers.items())
         function, _, rest = parsed.path.lstrip("/").partition("/")
         if function not in self.functions:
             return 404, {"Content-Type": "application/json"}, b'{"ErrorCode":"TriggerNotFound"}'

@@ -38,6 +38,7 @@ CDN_TYPES = ("web", "download", "video")
 TLS_VERSION_ARGS = (("tls10", "TLSv1.0"), ("tls11", "TLSv1.1"), ("tls12", "TLSv1.2"), ("tls13", "TLSv1.3"))
 CIPHER_MODES = {"all": "all", "strict": "strong", "custom": "custom"}
 FIRST_CONFIG_ID = 310000000001
+FIRST_DOMAIN_ID = 11000001
 
 
 @dataclass(frozen=True)
@@ -82,6 +83,8 @@ class CdnDomain:
     resource_group_id: str = "rg-acfmyuji4b6r4ry"
     #: DescribeDomainCertificateInfo's ``Status`` (seedable; a new certificate binding resets it to success).
     certificate_status: str = "success"
+    #: DescribeUserDomains' ``DomainId`` (an integer in alibabacloud-cdn20180510's PageData model).
+    domain_id: int = 0
 
     @property
     def cname(self) -> str:
@@ -108,12 +111,14 @@ class CdnBackend(RpcGuards):
         self._lock = threading.RLock()
         self._domains: dict[str, CdnDomain] = {}
         self._config_ids = itertools.count(FIRST_CONFIG_ID)
+        self._domain_ids = itertools.count(FIRST_DOMAIN_ID)
         self.init_guards(CDN_QPS_LIMITS)
 
     def reset(self) -> None:
         with self._lock:
             self._domains.clear()
             self._config_ids = itertools.count(FIRST_CONFIG_ID)
+            self._domain_ids = itertools.count(FIRST_DOMAIN_ID)
         self.reset_guards()
 
     # -- reads ---------------------------------------------------------------------------------------------
@@ -274,7 +279,7 @@ class CdnBackend(RpcGuards):
             now = self.cloud.clock.time()
             domain = CdnDomain(name=name, account_id=account, cdn_type=cdn_type, status=status,
                                sources=[_source(s) for s in sources], created_at=now, modified_at=now,
-                               description=str(item.get("description", "")))
+                               description=str(item.get("description", "")), domain_id=next(self._domain_ids))
             cert_name = item.get("certificate")
             ssl_protocol = _on_off(item.get("ssl_protocol", "on" if cert_name else "off"))
             if ssl_protocol not in ("on", "off"):
@@ -336,9 +341,11 @@ def _on_off(value: object) -> str:
 
 
 def _source(spec: dict[str, Any]) -> dict[str, Any]:
+    """One ``Sources.Source`` entry: exactly the fields of alibabacloud-cdn20180510's
+    ``DescribeUserDomainsResponseBodyDomainsPageDataSourcesSource`` (no ``Enabled``)."""
     return {"Content": str(spec["content"]), "Type": str(spec.get("type", "domain")),
             "Port": int(spec.get("port", 80)), "Priority": str(spec.get("priority", "20")),
-            "Weight": str(spec.get("weight", "10")), "Enabled": "online"}
+            "Weight": str(spec.get("weight", "10"))}
 
 
 __all__ = ["BoundCertificate", "CdnBackend", "CdnDomain", "DomainConfig"]

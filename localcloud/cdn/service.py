@@ -27,6 +27,8 @@ if TYPE_CHECKING:
 
 SEARCH_TYPES = ("fuzzy_match", "pre_match", "suf_match", "full_match")
 MAX_BATCH_ITEMS = 50
+#: DescribeUserDomains takes up to 50 comma-separated domain names (https://help.aliyun.com/document_detail/91188.htm).
+MAX_LISTED_NAMES = 50
 #: Request parameters ActionTrail must not carry in clear (the private key of an uploaded certificate).
 SECRET_PARAMETERS = frozenset({"SSLPri"})
 
@@ -97,7 +99,10 @@ class CdnService(RpcService):
     def describe_user_domains(self, call: RpcCall) -> dict[str, Any]:
         size = _int_param(call, "PageSize", 20, 1, 500)
         page = _int_param(call, "PageNumber", 1, 1, 100000)
-        wanted = call.get("DomainName").lower()
+        wanted = [n.strip() for n in call.get("DomainName").lower().split(",") if n.strip()]
+        if len(wanted) > MAX_LISTED_NAMES:
+            raise ServiceError(400, "InvalidDomainName", "Specified parameter DomainName is not valid. "
+                               f"At most {MAX_LISTED_NAMES} domain names are allowed.")
         search = call.get("DomainSearchType") or "full_match"
         if search not in SEARCH_TYPES:
             raise ServiceError(400, "InvalidDomainSearchType", "Specified parameter DomainSearchType is not valid.")
@@ -107,7 +112,7 @@ class CdnService(RpcService):
         cdn_type = call.get("CdnType")
         found: list[CdnDomain] = []
         for domain in self.cloud.cdn.domains(call.account_id):
-            if wanted and not _matches(domain.name, wanted, search):
+            if wanted and not any(_matches(domain.name, name, search) for name in wanted):
                 continue
             if status and domain.status != status:
                 continue
@@ -173,7 +178,7 @@ class CdnService(RpcService):
     # -- writes --------------------------------------------------------------------------------------------
     def set_cdn_domain_ssl_certificate(self, call: RpcCall) -> dict[str, Any]:
         name = call.require("DomainName")
-        protocol = call.get("SSLProtocol")
+        protocol = call.require("SSLProtocol")  # required (https://help.aliyun.com/document_detail/2297005.htm)
         if protocol not in ("on", "off"):
             raise ServiceError(400, "InvalidSSLProtocol.ValueNotSupported", "The specified SSLProtocol is invalid.")
         domain = self.cloud.cdn.domain(call.account_id, name)
@@ -252,6 +257,7 @@ class CdnService(RpcService):
     def _page_data(self, domain: CdnDomain) -> dict[str, Any]:
         return {
             "DomainName": domain.name,
+            "DomainId": domain.domain_id,
             "Cname": domain.cname,
             "CdnType": domain.cdn_type,
             "DomainStatus": domain.status,

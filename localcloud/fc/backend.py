@@ -478,9 +478,8 @@ class FcBackend:
     def _send_to_destination(self, spec: FunctionSpec, target: str, invocation: Invocation, condition: str) -> None:
         """Deliver an Async outcome to a destination function (FC "result callback").
 
-        https://www.alibabacloud.com/help/en/fc/user-guide/result-callback describes the feature; the exact field
-        names of the context sent to a function destination are UNCONFIRMED and follow the common
-        requestContext/requestPayload/responseContext/responsePayload shape.
+        The fields are those of https://help.aliyun.com/zh/functioncompute/user-guide/result-callback ("异步调用目标的
+        事件内容"); the page gives ``condition`` only as "the invocation error code", so its value is localcloud's.
         """
         event = {
             "timestamp": int(self.cloud.clock.time() * 1000),

@@ -55,30 +55,12 @@ sys.path[:0] = [str(ROOT), str(ROOT / "shared")]
 from cryptography.hazmat.primitives import serialization  # noqa: E402
 
 from tests.hardening import test_hostile_tls as hostile  # noqa: E402
-from tests.support import STATE_BUCKET  # noqa: E402
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
 
 #: What ``serve_not_der`` puts in its Certificate message (a truncated SEQUENCE, then junk), for ``--analysis``.
 NOT_DER = b"\x30\x82\x04\x00" + b"not a certificate, just bytes " * 8
-
-#: The renewal test's seed: shop.example.com due (9 days left, a valid one waiting in CAS), www and cdn fine, and
-#: bad.example.com, whose TLS connections the SNI router sends to a server answering with bytes that are not DER.
-RENEWAL_SEED: dict[str, Any] = {
-    "certificates": [
-        {"name": "shop-old", "kind": "expiring", "domains": ["shop.example.com"], "days": 9},
-        {"name": "shop-new", "kind": "valid", "domains": ["shop.example.com"]},
-        {"name": "www", "kind": "valid", "domains": ["www.example.com"]},
-        {"name": "bad", "kind": "valid", "domains": ["bad.example.com"]},
-        {"name": "cdn", "kind": "valid", "domains": ["cdn.example.com"], "days": 60},
-    ],
-    "buckets": [{"name": STATE_BUCKET},
-                {"name": "site", "cnames": [{"domain": "shop.example.com", "certificate": "shop-old"},
-                                            {"domain": "www.example.com", "certificate": "www"},
-                                            {"domain": "bad.example.com", "certificate": "bad"}]}],
-    "cdn_domains": [{"name": "cdn.example.com", "certificate": "cdn"}],
-}
 
 # The child: imports everything the step needs (counted in the baseline), prints the baseline, runs the step once.
 _CHILD = r"""
@@ -237,7 +219,7 @@ def _renewal(workdir: Path) -> Iterator[dict[str, Any]]:
     cloud.seed(BASE_SEED)
     cloud.start()
     try:
-        cloud.seed(RENEWAL_SEED)
+        cloud.seed(hostile.RENEWAL_SEED)
         endpoints = dict(cloud.endpoints, account_id=cloud.default_account_id)
         endpoints["access_key_id"], endpoints["access_key_secret"] = cloud.default_access_key
         with hostile.raw_server(hostile.serve_not_der) as bad:

@@ -662,23 +662,28 @@ class SniRouter:
         self.listener.close()
 
 
+#: The renewal run's seed: shop.example.com due (9 days left, a valid one waiting in CAS), www and cdn fine, and
+#: bad.example.com, whose TLS connections the SNI router sends to a server answering with bytes that are not DER.
+RENEWAL_SEED: dict[str, Any] = {
+    "certificates": [
+        {"name": "shop-old", "kind": "expiring", "domains": ["shop.example.com"], "days": 9},
+        {"name": "shop-new", "kind": "valid", "domains": ["shop.example.com"]},
+        {"name": "www", "kind": "valid", "domains": ["www.example.com"]},
+        {"name": "bad", "kind": "valid", "domains": ["bad.example.com"]},
+        {"name": "cdn", "kind": "valid", "domains": ["cdn.example.com"], "days": 60},
+    ],
+    "buckets": [{"name": STATE_BUCKET},
+                {"name": "site", "cnames": [{"domain": "shop.example.com", "certificate": "shop-old"},
+                                            {"domain": "www.example.com", "certificate": "www"},
+                                            {"domain": "bad.example.com", "certificate": "bad"}]}],
+    "cdn_domains": [{"name": "cdn.example.com", "certificate": "cdn"}],
+}
+
+
 @pytest.mark.timeout(HANG_GUARD * 2)
 def test_a_renewal_run_where_one_domain_serves_bad_der_still_ends_every_domain(
         cloud: LocalCloud, endpoints_file: Path, tmp_path: Path) -> None:
-    cloud.seed({
-        "certificates": [
-            {"name": "shop-old", "kind": "expiring", "domains": ["shop.example.com"], "days": 9},
-            {"name": "shop-new", "kind": "valid", "domains": ["shop.example.com"]},
-            {"name": "www", "kind": "valid", "domains": ["www.example.com"]},
-            {"name": "bad", "kind": "valid", "domains": ["bad.example.com"]},
-            {"name": "cdn", "kind": "valid", "domains": ["cdn.example.com"], "days": 60},
-        ],
-        "buckets": [{"name": STATE_BUCKET},
-                    {"name": "site", "cnames": [{"domain": "shop.example.com", "certificate": "shop-old"},
-                                                {"domain": "www.example.com", "certificate": "www"},
-                                                {"domain": "bad.example.com", "certificate": "bad"}]}],
-        "cdn_domains": [{"name": "cdn.example.com", "certificate": "cdn"}],
-    })
+    cloud.seed(RENEWAL_SEED)
     endpoints = json.loads(endpoints_file.read_text())
     with raw_server(serve_not_der) as hostile:
         router = SniRouter((str(endpoints.get("host") or LOCALHOST), int(endpoints["tls_port"])),

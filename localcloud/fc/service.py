@@ -41,6 +41,18 @@ def _iso(ts: float) -> str:
     return datetime.fromtimestamp(ts, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+
+def _page_limit(request: Request) -> int:
+    """The ``limit`` query parameter of the FC 3.0 list operations: 1 to 100, default 20."""
+    try:
+        limit = int(request.query.get("limit") or 20)
+    except ValueError:
+        raise ServiceError(400, "InvalidArgument", "limit must be an integer") from None
+    if not 1 <= limit <= 100:
+        raise ServiceError(400, "InvalidArgument", "limit must be between 1 and 100")
+    return limit
+
+
 def _json(payload: Any, status: int = 200) -> Response:
     return Response(status, json.dumps(payload).encode(), {"Content-Type": "application/json"})
 
@@ -200,12 +212,7 @@ class FcService:
         spec = self.cloud.fc.function(name, principal.account_id)
         prefix = request.query.get("prefix") or ""
         token = request.query.get("nextToken") or ""
-        try:
-            limit = int(request.query.get("limit") or 20)
-        except ValueError:
-            raise ServiceError(400, "InvalidArgument", "limit must be an integer") from None
-        if not 1 <= limit <= 100:
-            raise ServiceError(400, "InvalidArgument", "limit must be between 1 and 100")
+        limit = _page_limit(request)
         found = sorted((t for t in self.cloud.fc.triggers(spec.name)
                         if t["triggerName"].startswith(prefix) and t["triggerName"] > token),
                        key=lambda t: str(t["triggerName"]))
@@ -232,12 +239,7 @@ class FcService:
         self._authorize(principal, "fc:ListFunctions")
         prefix = request.query.get("prefix") or ""
         token = request.query.get("nextToken") or ""
-        try:
-            limit = int(request.query.get("limit") or 20)
-        except ValueError:
-            raise ServiceError(400, "InvalidArgument", "limit must be an integer") from None
-        if not 1 <= limit <= 100:
-            raise ServiceError(400, "InvalidArgument", "limit must be between 1 and 100")
+        limit = _page_limit(request)
         names = [s for s in self.cloud.fc.functions(principal.account_id)
                  if s.name.startswith(prefix) and s.name > token]
         page = names[:limit]
